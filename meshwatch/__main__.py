@@ -1,0 +1,5 @@
+"""Allows ``python -m meshwatch``."""
+
+from meshwatch.cli import main
+
+raise SystemExit(main())

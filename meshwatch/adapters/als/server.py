@@ -1,0 +1,169 @@
+"""``envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs`` on ``grpc.aio``.
+
+Each stream gets its own ``StreamDecoder`` (the node identity arrives only in the first
+message). Messages are received as raw bytes and parsed here with the upb protos, so a
+malformed message is ours to count and answer: the stream is closed with INVALID_ARGUMENT,
+the server and every other stream carry on. A message over ``max_message_bytes`` is refused
+by gRPC itself with RESOURCE_EXHAUSTED.
+
+Overload: parsed messages go into one bounded queue for the pipeline. When it is full the
+message is dropped and its entries are counted in ``entries_dropped{reason="queue_full"}``
+with a rate-limited warning. Envoy is never blocked: blocking would only move the loss into
+Envoy's buffer, where it is invisible (Envoy drops on its side and ``logs_dropped`` stays 0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+from envoy.service.accesslog.v3 import als_pb2
+from google.protobuf.message import DecodeError as ProtoDecodeError
+
+from meshwatch.counters import IngestCounters
+from meshwatch.decoding.streams import StreamDecoder
+from meshwatch.errors import DecodeError
+from meshwatch.identity.resolving import IdentityResolver
+from meshwatch.settings import HostPort
+
+log = logging.getLogger(__name__)
+
+SERVICE = "envoy.service.accesslog.v3.AccessLogService"
+METHOD = "StreamAccessLogs"
+QueueItem = tuple[StreamDecoder, als_pb2.StreamAccessLogsMessage]
+
+
+class RateLimitedLog:
+    """Logs at most once per ``interval`` seconds, reporting how many were suppressed."""
+
+    def __init__(self, interval: float = 10.0) -> None:
+        self.interval = interval
+        self._last = -float("inf")
+        self._suppressed = 0
+
+    def warning(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            self._suppressed += 1
+            return
+        suffix = f" ({self._suppressed} similar warnings suppressed)" if self._suppressed else ""
+        log.warning(message + suffix, *args)
+        self._last = now
+        self._suppressed = 0
+
+
+def _kind_and_count(message: als_pb2.StreamAccessLogsMessage) -> tuple[str, int]:
+    kind = message.WhichOneof("log_entries")
+    if kind == "http_logs":
+        return "http", len(message.http_logs.log_entry)
+    if kind == "tcp_logs":
+        return "tcp", len(message.tcp_logs.log_entry)
+    return "none", 0
+
+
+class AlsReceiver:
+    """The gRPC servicer plus the bounded queue it feeds."""
+
+    def __init__(
+        self,
+        resolver: IdentityResolver,
+        counters: IngestCounters,
+        queue_max_messages: int,
+    ) -> None:
+        self.resolver = resolver
+        self.counters = counters
+        self.queue: asyncio.Queue[QueueItem] = asyncio.Queue(maxsize=queue_max_messages)
+        self._closed_at: dict[str, float] = {}
+        self._drop_log = RateLimitedLog()
+        self._error_log = RateLimitedLog()
+
+    async def stream_access_logs(
+        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+    ) -> als_pb2.StreamAccessLogsResponse:
+        """One Envoy access-log stream, from first message to close."""
+        counters = self.counters
+        decoder = StreamDecoder(self.resolver)
+        counters.streams_opened += 1
+        counters.streams_open += 1
+        stream_key = ""
+        try:
+            async for raw in requests:
+                counters.messages_received += 1
+                counters.bytes_received += len(raw)
+                try:
+                    message = als_pb2.StreamAccessLogsMessage.FromString(raw)
+                    if decoder.reporter is None:
+                        decoder.decode(als_pb2.StreamAccessLogsMessage(identifier=message.identifier))
+                        stream_key = f"{decoder.node_id}|{decoder.log_name}"
+                        self._note_reconnect(stream_key)
+                except (ProtoDecodeError, DecodeError) as exc:
+                    reason = "no_identifier" if isinstance(exc, DecodeError) else "malformed"
+                    counters.decode_errors[reason] += 1
+                    counters.stream_errors[reason] += 1
+                    self._error_log.warning("closing ALS stream from %s: %s", context.peer(), exc)
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"undecodable message: {exc}")
+                kind, n = _kind_and_count(message)
+                counters.entries_received[kind] += n
+                try:
+                    self.queue.put_nowait((decoder, message))
+                except asyncio.QueueFull:
+                    counters.entries_dropped[(kind, "queue_full")] += n
+                    self._drop_log.warning(
+                        "ingest queue full (%d messages): dropped %d %s entries",
+                        self.queue.maxsize, n, kind,
+                    )
+        except asyncio.CancelledError:
+            counters.stream_errors["cancelled"] += 1
+            raise
+        finally:
+            counters.streams_open -= 1
+            if stream_key:
+                self._closed_at[stream_key] = time.time()
+        return als_pb2.StreamAccessLogsResponse()
+
+    def _note_reconnect(self, stream_key: str) -> None:
+        """A node that streamed before and comes back: the time between is a possible gap."""
+        closed = self._closed_at.pop(stream_key, None)
+        if closed is not None:
+            self.counters.stream_reconnects += 1
+            self.counters.stream_gap_seconds += max(0.0, time.time() - closed)
+        if len(self._closed_at) > 100_000:
+            self._closed_at.clear()
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+async def start_server(
+    receiver: AlsReceiver, listen: HostPort, max_message_bytes: int
+) -> tuple[grpc.aio.Server, int]:
+    """Start the gRPC server; returns it and the bound port (``OSError`` if it cannot bind)."""
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_concurrent_streams", 1000),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    handler = grpc.method_handlers_generic_handler(
+        SERVICE,
+        {
+            METHOD: grpc.stream_unary_rpc_method_handler(
+                receiver.stream_access_logs,
+                request_deserializer=_identity,
+                response_serializer=als_pb2.StreamAccessLogsResponse.SerializeToString,
+            )
+        },
+    )
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port(str(listen))
+    if port == 0:
+        raise OSError(f"cannot listen for ALS on {listen}")
+    await server.start()
+    return server, port

@@ -1,0 +1,1 @@
+"""Files: the settings file and the rolling Parquet captures of calls."""

@@ -1,0 +1,192 @@
+"""Rolling Parquet captures of decoded calls: the input of training and of the notebooks.
+
+Schema (one row per call; stable, extend only by adding columns):
+
+=======================  ==================  ==============================================
+column                   type                meaning
+=======================  ==================  ==============================================
+time                     timestamp[us, UTC]  call start
+source_id                string              graph node id of the caller (``ns/app``)
+source_namespace         string
+source_workload          string
+source_app               string
+source_version           string
+source_principal         string              SPIFFE URI of the caller
+source_cluster           string              Istio cluster id
+destination_id           string              graph node id of the callee
+destination_namespace    string
+destination_workload     string
+destination_app          string
+destination_version      string
+destination_principal    string
+destination_cluster      string
+destination_external     bool                the call left the mesh
+destination_provider     string              e.g. ``aws:s3`` for cloud provider APIs
+port                     int32               destination port
+protocol                 string              ``http`` or ``tcp``
+method                   string
+path                     string              request path without its query string
+authority                string
+status                   int32               HTTP status, 0 for TCP
+bytes_sent               int64               request body bytes (TCP: bytes to the server)
+bytes_received           int64               response body bytes (TCP: bytes to the client)
+duration_ms              float64
+response_flags           string              Envoy short codes, comma-separated
+reporter                 string              ``server`` or ``client``
+=======================  ==================  ==============================================
+
+Files are written as ``calls-<UTC start>-<seq>.parquet.tmp`` and renamed to ``.parquet`` when
+closed (after ``rotate_seconds`` or ``rotate_rows``), so a reader never sees a half file.
+Rows are buffered in memory and written as a row group per ``flush``; the runtime flushes
+off the event loop.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from meshwatch.calls import Call
+from meshwatch.errors import CaptureError
+
+SCHEMA = pa.schema(
+    [
+        ("time", pa.timestamp("us", tz="UTC")),
+        ("source_id", pa.string()),
+        ("source_namespace", pa.string()),
+        ("source_workload", pa.string()),
+        ("source_app", pa.string()),
+        ("source_version", pa.string()),
+        ("source_principal", pa.string()),
+        ("source_cluster", pa.string()),
+        ("destination_id", pa.string()),
+        ("destination_namespace", pa.string()),
+        ("destination_workload", pa.string()),
+        ("destination_app", pa.string()),
+        ("destination_version", pa.string()),
+        ("destination_principal", pa.string()),
+        ("destination_cluster", pa.string()),
+        ("destination_external", pa.bool_()),
+        ("destination_provider", pa.string()),
+        ("port", pa.int32()),
+        ("protocol", pa.string()),
+        ("method", pa.string()),
+        ("path", pa.string()),
+        ("authority", pa.string()),
+        ("status", pa.int32()),
+        ("bytes_sent", pa.int64()),
+        ("bytes_received", pa.int64()),
+        ("duration_ms", pa.float64()),
+        ("response_flags", pa.string()),
+        ("reporter", pa.string()),
+    ]
+)
+
+
+def call_row(call: Call) -> tuple[Any, ...]:
+    """A call as a row in ``SCHEMA`` order."""
+    s, d = call.source, call.destination
+    return (
+        int(call.time * 1_000_000),
+        s.id, s.namespace, s.workload, s.app, s.version, s.principal, s.cluster_id,
+        d.id, d.namespace, d.workload, d.app, d.version, d.principal, d.cluster_id,
+        d.external, d.provider,
+        call.port, call.protocol.value, call.method, call.path.partition("?")[0], call.authority,
+        call.status, call.bytes_sent, call.bytes_received, call.duration_ms,
+        call.response_flags, call.reporter.value,
+    )
+
+
+class CaptureWriter:
+    """Buffers rows and writes rolling Parquet files. ``flush``/``close`` do blocking I/O."""
+
+    def __init__(self, directory: Path, rotate_seconds: float, rotate_rows: int) -> None:
+        self.directory = directory
+        self.rotate_seconds = rotate_seconds
+        self.rotate_rows = rotate_rows
+        self._rows: list[tuple[Any, ...]] = []
+        self._writer: pq.ParquetWriter | None = None
+        self._path: Path | None = None
+        self._opened = 0.0
+        self._file_rows = 0
+        self._seq = 0
+        self._lock = threading.Lock()
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CaptureError(f"cannot create capture directory {directory}: {exc.strerror}") from exc
+
+    def append(self, calls: list[Call]) -> None:
+        """Buffer calls (cheap; runs on the event loop)."""
+        self._rows.extend(call_row(c) for c in calls)
+
+    @property
+    def pending(self) -> int:
+        """Rows buffered and not yet written."""
+        return len(self._rows)
+
+    def flush(self) -> int:
+        """Write buffered rows as one row group; rotate when due. Returns rows written."""
+        with self._lock:
+            rows, self._rows = self._rows, []
+            written = 0
+            if rows:
+                columns = list(zip(*rows, strict=True))
+                table = pa.Table.from_arrays(
+                    [pa.array(col, type=f.type) for col, f in zip(columns, SCHEMA, strict=True)],
+                    schema=SCHEMA,
+                )
+                try:
+                    self._ensure_open().write_table(table)
+                except (OSError, pa.ArrowException) as exc:
+                    raise CaptureError(f"cannot write capture {self._path}: {exc}") from exc
+                self._file_rows += len(rows)
+                written = len(rows)
+            if self._writer is not None and (
+                self._file_rows >= self.rotate_rows or time.monotonic() - self._opened >= self.rotate_seconds
+            ):
+                self._finish()
+            return written
+
+    def close(self) -> int:
+        """Flush and close the current file."""
+        written = self.flush()
+        with self._lock:
+            self._finish()
+        return written
+
+    def _ensure_open(self) -> pq.ParquetWriter:
+        if self._writer is None:
+            self._seq += 1
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            self._path = self.directory / f"calls-{stamp}-{os.getpid()}-{self._seq:05d}.parquet.tmp"
+            self._writer = pq.ParquetWriter(self._path, SCHEMA, compression="zstd")
+            self._opened = time.monotonic()
+            self._file_rows = 0
+        return self._writer
+
+    def _finish(self) -> None:
+        if self._writer is None or self._path is None:
+            return
+        self._writer.close()
+        self._path.rename(self._path.with_suffix(""))
+        self._writer = None
+        self._path = None
+
+
+def read_capture(directory: Path) -> pa.Table:
+    """All finished capture files of a directory as one table (``SCHEMA``)."""
+    files = sorted(directory.glob("calls-*.parquet"))
+    if not files:
+        return SCHEMA.empty_table()
+    try:
+        return pa.concat_tables(pq.read_table(f, schema=SCHEMA) for f in files)
+    except (OSError, pa.ArrowException) as exc:
+        raise CaptureError(f"cannot read captures in {directory}: {exc}") from exc

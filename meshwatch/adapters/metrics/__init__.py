@@ -1,0 +1,1 @@
+"""Prometheus exposition, on meshwatch's own registry (never the process-global one)."""

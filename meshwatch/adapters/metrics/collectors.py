@@ -1,0 +1,151 @@
+"""Prometheus metrics read at scrape time from the ingest counters and the live graph.
+
+Nothing here runs per call: the hot path bumps plain integers and the graph keeps its own
+totals; a scrape turns them into metric families. Per-edge series use Istio's label names
+(``source_workload``, ``source_workload_namespace``, ``destination_workload``,
+``destination_workload_namespace``, ``destination_service_name``, ``request_protocol``) so
+they join with ``istio_requests_total`` in PromQL. Their cardinality is the number of live
+edges, which the graph's TTL bounds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from meshwatch.calls import Workload
+from meshwatch.counters import IngestCounters
+from meshwatch.graph.mesh_graph import MeshGraph
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_EDGE_LABELS = [
+    "source_workload", "source_workload_namespace", "source_app", "source_principal",
+    "destination_workload", "destination_workload_namespace", "destination_app",
+    "destination_service_name", "destination_port", "request_protocol",
+]
+
+
+def _edge_labels(source: Workload, destination: Workload, port: int, protocol: str) -> list[str]:
+    return [
+        source.workload, source.namespace, source.app, source.principal,
+        destination.workload, destination.namespace, destination.app,
+        destination.workload if destination.external else destination.app,
+        str(port), protocol,
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """Where the collectors read from."""
+
+    counters: IngestCounters
+    graph: Callable[[], MeshGraph]
+    queue_capacity: int
+
+
+class IngestCollector(Collector):
+    """Counters of the receiver and pipeline."""
+
+    def __init__(self, sources: Sources) -> None:
+        self._s = sources
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        c = self._s.counters
+        received = CounterMetricFamily("meshwatch_als_entries_received", "ALS log entries received.", labels=["kind"])
+        for kind, n in sorted(c.entries_received.items()):
+            received.add_metric([kind], n)
+        yield received
+        dropped = CounterMetricFamily(
+            "meshwatch_als_entries_dropped", "ALS log entries dropped before decoding.", labels=["kind", "reason"]
+        )
+        for (kind, reason), n in sorted(c.entries_dropped.items()):
+            dropped.add_metric([kind, reason], n)
+        yield dropped
+        dup = CounterMetricFamily(
+            "meshwatch_als_entries_duplicate",
+            "Client-side entries skipped because the server-side sidecar logs the same call.",
+            labels=["kind"],
+        )
+        for kind, n in sorted(c.entries_duplicate.items()):
+            dup.add_metric([kind], n)
+        yield dup
+        yield CounterMetricFamily(
+            "meshwatch_als_entries_intermediate", "Periodic TCP entries (counted at close).", value=c.entries_intermediate
+        )
+        yield CounterMetricFamily("meshwatch_als_messages", "ALS messages received.", value=c.messages_received)
+        yield CounterMetricFamily("meshwatch_als_received_bytes", "ALS message bytes received.", value=c.bytes_received)
+        errors = CounterMetricFamily(
+            "meshwatch_als_decode_errors", "ALS messages that could not be decoded.", labels=["reason"]
+        )
+        for reason, n in sorted(c.decode_errors.items()):
+            errors.add_metric([reason], n)
+        yield errors
+        stream_errors = CounterMetricFamily(
+            "meshwatch_als_stream_errors", "ALS streams closed by an error.", labels=["reason"]
+        )
+        for reason, n in sorted(c.stream_errors.items()):
+            stream_errors.add_metric([reason], n)
+        yield stream_errors
+        yield CounterMetricFamily("meshwatch_als_streams_opened", "ALS streams opened.", value=c.streams_opened)
+        yield GaugeMetricFamily("meshwatch_als_streams_open", "ALS streams open now.", value=c.streams_open)
+        yield CounterMetricFamily(
+            "meshwatch_als_stream_reconnects",
+            "Streams re-opened by a sidecar seen before; entries flushed in between are lost by Envoy.",
+            value=c.stream_reconnects,
+        )
+        yield CounterMetricFamily(
+            "meshwatch_als_stream_gap_seconds", "Seconds between a stream's close and its sidecar's return.",
+            value=c.stream_gap_seconds,
+        )
+        yield GaugeMetricFamily("meshwatch_ingest_queue_depth", "Messages waiting to be decoded.", value=c.queue_depth)
+        yield GaugeMetricFamily(
+            "meshwatch_ingest_queue_capacity", "Messages the ingest queue holds before dropping.",
+            value=self._s.queue_capacity,
+        )
+        yield CounterMetricFamily("meshwatch_calls_recorded", "Calls recorded in the graph.", value=c.calls_recorded)
+        yield CounterMetricFamily(
+            "meshwatch_capture_rows_written", "Calls written to Parquet captures.", value=c.capture_rows_written
+        )
+        yield CounterMetricFamily("meshwatch_capture_errors", "Failed capture writes.", value=c.capture_errors)
+
+
+class GraphCollector(Collector):
+    """The size of the graph and per-edge request totals with Istio's label names."""
+
+    def __init__(self, sources: Sources) -> None:
+        self._s = sources
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        graph = self._s.graph()
+        yield GaugeMetricFamily("meshwatch_graph_nodes", "Nodes in the live graph.", value=len(graph.nodes))
+        yield GaugeMetricFamily("meshwatch_graph_edges", "Edges in the live graph.", value=len(graph.edges))
+        requests = CounterMetricFamily(
+            "meshwatch_edge_requests", "Calls seen on each live edge since it appeared.", labels=_EDGE_LABELS
+        )
+        nodes = graph.nodes
+        for (source_id, destination_id, port), edge in graph.edges.items():
+            source = nodes.get(source_id)
+            destination = nodes.get(destination_id)
+            if source is None or destination is None:
+                continue
+            requests.add_metric(
+                _edge_labels(source, destination, port, edge.protocol.value), edge.total_requests
+            )
+        yield requests
+
+
+def make_registry(sources: Sources) -> CollectorRegistry:
+    """meshwatch's own registry with its collectors."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(IngestCollector(sources))
+    registry.register(GraphCollector(sources))
+    return registry
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    """The Prometheus text format of a registry."""
+    return generate_latest(registry)

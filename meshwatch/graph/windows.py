@@ -1,0 +1,128 @@
+"""Per-edge sliding-window statistics, built from mergeable slices.
+
+A window of length ``W`` is a ring of ``n`` slices of ``W/n`` seconds each. A call updates
+only the slice its start time falls in; reading the window merges the live slices. Every
+field is a count, a sum, a sketch or a bounded counter map, so slices (and whole windows
+from several receivers) merge by addition. Memory per edge is ``n`` slices, each bounded by
+the path and method caps, whatever the request rate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from meshwatch.graph.sketches import QuantileSketch
+
+OTHER = "<other>"
+
+
+class Slice:
+    """Statistics of one edge over one slice of time."""
+
+    __slots__ = (
+        "index", "requests", "errors_5xx", "errors_4xx", "bytes_sent", "bytes_received",
+        "latency", "paths", "methods",
+    )
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.requests = 0
+        self.errors_5xx = 0
+        self.errors_4xx = 0
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self.latency = QuantileSketch()
+        self.paths: dict[str, int] = {}
+        self.methods: dict[str, int] = {}
+
+
+def bump(counter: dict[str, int], key: str, cap: int) -> None:
+    """Count ``key``; beyond ``cap`` distinct keys, count it as ``<other>``."""
+    if key in counter:
+        counter[key] += 1
+    elif len(counter) < cap:
+        counter[key] = 1
+    else:
+        counter[OTHER] = counter.get(OTHER, 0) + 1
+
+
+@dataclass(slots=True)
+class WindowStats:
+    """An edge's statistics over a window: the merge of its live slices."""
+
+    requests: int = 0
+    errors_5xx: int = 0
+    errors_4xx: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    latency: QuantileSketch = field(default_factory=QuantileSketch)
+    paths: dict[str, int] = field(default_factory=dict)
+    methods: dict[str, int] = field(default_factory=dict)
+
+    def add_slice(self, part: Slice) -> None:
+        """Merge one slice in."""
+        self.requests += part.requests
+        self.errors_5xx += part.errors_5xx
+        self.errors_4xx += part.errors_4xx
+        self.bytes_sent += part.bytes_sent
+        self.bytes_received += part.bytes_received
+        self.latency.merge(part.latency)
+        for key, n in part.paths.items():
+            self.paths[key] = self.paths.get(key, 0) + n
+        for key, n in part.methods.items():
+            self.methods[key] = self.methods.get(key, 0) + n
+
+    def merge(self, other: WindowStats) -> None:
+        """Merge another window (e.g. from another receiver replica) into this one."""
+        self.requests += other.requests
+        self.errors_5xx += other.errors_5xx
+        self.errors_4xx += other.errors_4xx
+        self.bytes_sent += other.bytes_sent
+        self.bytes_received += other.bytes_received
+        self.latency.merge(other.latency)
+        for key, n in other.paths.items():
+            self.paths[key] = self.paths.get(key, 0) + n
+        for key, n in other.methods.items():
+            self.methods[key] = self.methods.get(key, 0) + n
+
+    def latency_ms(self, q: float) -> float | None:
+        """A latency quantile in ms, or ``None`` when the window is empty."""
+        value = self.latency.quantile(q)
+        return None if math.isnan(value) else round(value, 3)
+
+
+class SlidingWindow:
+    """The ring of slices of one edge."""
+
+    __slots__ = ("current", "slices", "n_slices", "slice_seconds", "max_paths", "max_methods")
+
+    def __init__(self, slice_seconds: float, n_slices: int, max_paths: int, max_methods: int) -> None:
+        self.slice_seconds = slice_seconds
+        self.n_slices = n_slices
+        self.max_paths = max_paths
+        self.max_methods = max_methods
+        self.slices: list[Slice] = []
+        self.current: Slice | None = None
+
+    def slice_for(self, t: float) -> Slice:
+        """The slice a call at time ``t`` is counted in (late calls count in the newest slice)."""
+        index = int(t // self.slice_seconds)
+        current = self.current
+        if current is not None and index <= current.index:
+            return current
+        fresh = Slice(index)
+        oldest = index - self.n_slices + 1
+        self.slices = [s for s in self.slices if s.index >= oldest]
+        self.slices.append(fresh)
+        self.current = fresh
+        return fresh
+
+    def stats(self, now: float) -> WindowStats:
+        """Merge the slices still inside the window ending at ``now``."""
+        oldest = int(now // self.slice_seconds) - self.n_slices + 1
+        out = WindowStats()
+        for part in self.slices:
+            if part.index >= oldest:
+                out.add_slice(part)
+        return out

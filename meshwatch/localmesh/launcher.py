@@ -1,0 +1,193 @@
+"""Start and stop a local mesh: apps in this event loop, one real Envoy process per sidecar."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import ClientSession, ClientTimeout, web
+
+from meshwatch.errors import LocalMeshError
+from meshwatch.localmesh.apps import Upstreams, external_app, http_app, start_echo_server, tcp_exchange
+from meshwatch.localmesh.binary import envoy_binary
+from meshwatch.localmesh.certs import MeshCA
+from meshwatch.localmesh.envoy_config import SidecarPorts, sidecar_bootstrap
+from meshwatch.localmesh.topology import Topology, WorkloadSpec
+
+READY_TIMEOUT = 20.0
+
+
+def free_port() -> int:
+    """An unused loopback TCP port (the usual bind-to-0 trick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Sidecar:
+    """One running Envoy."""
+
+    spec: WorkloadSpec
+    ports: SidecarPorts
+    config_path: Path
+    log_path: Path
+    process: asyncio.subprocess.Process | None = None
+
+
+@dataclass
+class LocalMesh:
+    """A running local mesh. Use ``async with LocalMesh(...)``."""
+
+    topology: Topology
+    als_port: int
+    workdir: Path
+    flush_seconds: float = 1.0
+    sidecars: dict[str, Sidecar] = field(default_factory=dict)
+    external_port: int = 0
+    _runners: list[web.AppRunner] = field(default_factory=list)
+    _servers: list[asyncio.Server] = field(default_factory=list)
+    _session: ClientSession | None = None
+
+    async def __aenter__(self) -> LocalMesh:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Generate certificates and configs, start apps and sidecars, wait until ready."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        ca = MeshCA(self.workdir / "certs")
+        services = self.topology.services()
+        tcp_hosts = [h for h, ws in services.items() if ws[0].protocol == "tcp"]
+        ports = {
+            w.name: SidecarPorts(
+                admin=free_port(), inbound=free_port(), app=free_port(), outbound_http=free_port(),
+                outbound_tcp={h: free_port() for h in tcp_hosts},
+            )
+            for w in self.topology.workloads
+        }
+        certs = {w.name: ca.issue(w.namespace, w.sa) for w in self.topology.workloads}
+        self.external_port = free_port()
+        await self._serve(external_app(), self.external_port)
+        binary = envoy_binary()
+        short = {h: h.split(".")[0] for h in tcp_hosts}
+        for spec in self.topology.workloads:
+            mine = ports[spec.name]
+            if spec.serves and spec.protocol == "tcp":
+                self._servers.append(await start_echo_server(mine.app))
+            elif spec.serves:
+                upstreams = Upstreams(mine.outbound_http, {short[h]: p for h, p in mine.outbound_tcp.items()})
+                await self._serve(http_app(spec, upstreams), mine.app)
+            config = sidecar_bootstrap(
+                spec, self.topology, ports, certs, self.external_port, self.als_port, self.flush_seconds
+            )
+            config_path = self.workdir / f"envoy-{spec.name}.json"
+            config_path.write_text(json.dumps(config, indent=1))
+            sidecar = Sidecar(spec, mine, config_path, self.workdir / f"envoy-{spec.name}.log")
+            self.sidecars[spec.name] = sidecar
+            sidecar.process = await asyncio.create_subprocess_exec(
+                str(binary), "-c", str(config_path), "--disable-hot-restart", "--concurrency", "1",
+                "-l", "warning", "--log-path", str(sidecar.log_path), "--drain-time-s", "1",
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+        self._session = ClientSession(timeout=ClientTimeout(total=10))
+        await self._wait_ready()
+
+    async def _serve(self, app: web.Application, port: int) -> None:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        self._runners.append(runner)
+
+    async def _wait_ready(self) -> None:
+        assert self._session is not None
+        deadline = time.monotonic() + READY_TIMEOUT
+        for sidecar in self.sidecars.values():
+            while True:
+                if sidecar.process is not None and sidecar.process.returncode is not None:
+                    raise LocalMeshError(f"Envoy for {sidecar.spec.name} exited: {self._tail(sidecar)}")
+                with contextlib.suppress(OSError, asyncio.TimeoutError):
+                    async with self._session.get(f"http://127.0.0.1:{sidecar.ports.admin}/ready") as resp:
+                        if resp.status == 200:
+                            break
+                if time.monotonic() > deadline:
+                    raise LocalMeshError(f"Envoy for {sidecar.spec.name} not ready: {self._tail(sidecar)}")
+                await asyncio.sleep(0.05)
+
+    @staticmethod
+    def _tail(sidecar: Sidecar) -> str:
+        try:
+            return sidecar.log_path.read_text()[-2000:]
+        except OSError:
+            return "(no log)"
+
+    async def stop(self) -> None:
+        """Stop sidecars (SIGTERM, then SIGKILL), apps and servers."""
+        for sidecar in self.sidecars.values():
+            process = sidecar.process
+            if process is not None and process.returncode is None:
+                process.terminate()
+        for sidecar in self.sidecars.values():
+            process = sidecar.process
+            if process is not None:
+                try:
+                    await asyncio.wait_for(process.wait(), 5)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
+        if self._session is not None:
+            await self._session.close()
+        for server in self._servers:
+            server.close()
+        for runner in self._runners:
+            await runner.cleanup()
+
+    async def request(
+        self,
+        source: str,
+        host: str,
+        path: str = "/",
+        method: str = "GET",
+        body: bytes = b"",
+        size: int | None = None,
+        status: int | None = None,
+    ) -> tuple[int, bytes]:
+        """Send one HTTP request as workload ``source``'s app would: to its sidecar's outbound."""
+        assert self._session is not None
+        query: dict[str, str] = {}
+        if size is not None:
+            query["size"] = str(size)
+        if status is not None:
+            query["status"] = str(status)
+        port = self.sidecars[source].ports.outbound_http
+        async with self._session.request(
+            method, f"http://127.0.0.1:{port}{path}", params=query, data=body or None, headers={"Host": host}
+        ) as response:
+            return response.status, await response.read()
+
+    async def tcp(self, source: str, service_host: str, payload: bytes) -> bytes:
+        """Open a TCP connection from ``source`` to a TCP service, echo ``payload``, close."""
+        port = self.sidecars[source].ports.outbound_tcp[service_host]
+        return await tcp_exchange(port, payload)
+
+    async def envoy_stats(self, workload: str, prefix: str) -> dict[str, int]:
+        """Counters from a sidecar's admin ``/stats`` matching ``prefix``."""
+        assert self._session is not None
+        url = f"http://127.0.0.1:{self.sidecars[workload].ports.admin}/stats"
+        async with self._session.get(url, params={"filter": prefix}) as resp:
+            text = await resp.text()
+        out: dict[str, int] = {}
+        for line in text.splitlines():
+            name, _, value = line.partition(": ")
+            if value.strip().isdigit():
+                out[name] = int(value)
+        return out

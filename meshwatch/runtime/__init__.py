@@ -1,0 +1,1 @@
+"""Wiring: builds the adapters and the core and runs them in one asyncio TaskGroup."""

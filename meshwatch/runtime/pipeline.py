@@ -1,0 +1,98 @@
+"""The ingest pipeline: queue → decode → graph (→ capture), owned by one task.
+
+The graph is touched only from the event loop (this task and the HTTP handlers), so it needs
+no locks. Blocking work (Parquet writes) goes to a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from meshwatch.adapters.als.server import AlsReceiver
+from meshwatch.adapters.files.capture import CaptureWriter
+from meshwatch.counters import IngestCounters
+from meshwatch.errors import CaptureError
+from meshwatch.graph.mesh_graph import MeshGraph
+
+log = logging.getLogger(__name__)
+
+CAPTURE_FLUSH_ROWS = 20_000
+CAPTURE_FLUSH_SECONDS = 2.0
+HOUSEKEEPING_SECONDS = 5.0
+
+
+class Pipeline:
+    """Consumes the receiver's queue into the graph and the capture."""
+
+    def __init__(
+        self,
+        receiver: AlsReceiver,
+        graph: MeshGraph,
+        counters: IngestCounters,
+        capture: CaptureWriter | None,
+    ) -> None:
+        self.receiver = receiver
+        self.graph = graph
+        self.counters = counters
+        self.capture = capture
+        self._last_flush = time.monotonic()
+
+    async def run(self) -> None:
+        """Consume forever (until cancelled)."""
+        queue = self.receiver.queue
+        counters = self.counters
+        graph = self.graph
+        capture = self.capture
+        while True:
+            decoder, message = await queue.get()
+            batch = [(decoder, message)]
+            while len(batch) < 256:  # drain what is there without yielding per message
+                try:
+                    batch.append(queue.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+            counters.queue_depth = queue.qsize()
+            for decoder, message in batch:
+                try:
+                    result = decoder.decode(message)
+                except Exception:  # a decoder bug must not stop ingest for every stream
+                    counters.decode_errors["entry"] += 1
+                    log.exception("could not decode a message from %s; skipped", decoder.node_id)
+                    continue
+                kind = "http" if message.HasField("http_logs") else "tcp"
+                if result.duplicates:
+                    counters.entries_duplicate[kind] += result.duplicates
+                counters.entries_intermediate += result.intermediate
+                graph.record_all(result.calls)
+                counters.calls_recorded += len(result.calls)
+                if capture is not None:
+                    capture.append(result.calls)
+            if capture is not None and (
+                capture.pending >= CAPTURE_FLUSH_ROWS
+                or time.monotonic() - self._last_flush >= CAPTURE_FLUSH_SECONDS
+            ):
+                await self.flush_capture()
+
+    async def flush_capture(self, closing: bool = False) -> None:
+        """Write buffered capture rows from a thread; a failure is counted, never fatal."""
+        if self.capture is None:
+            return
+        self._last_flush = time.monotonic()
+        try:
+            write = self.capture.close if closing else self.capture.flush
+            self.counters.capture_rows_written += await asyncio.to_thread(write)
+        except CaptureError as exc:
+            self.counters.capture_errors += 1
+            log.error("capture write failed, rows lost: %s", exc)
+
+    async def housekeeping(self) -> None:
+        """Age out stale edges and flush idle captures, on a timer."""
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+            expired_edges, expired_nodes = self.graph.expire(time.time())
+            if expired_edges:
+                log.info("aged out %d edges and %d nodes", expired_edges, expired_nodes)
+            if self.capture is not None and time.monotonic() - self._last_flush >= CAPTURE_FLUSH_SECONDS:
+                await self.flush_capture()

@@ -1,0 +1,123 @@
+"""``meshwatch serve``: the gRPC receiver, the pipeline and the HTTP API in one TaskGroup.
+
+SIGTERM/SIGINT set a stop event; the gRPC server then gets ``grace_seconds`` to finish open
+streams, the HTTP runner is cleaned up and the capture file is closed (so no buffered call
+is lost on a clean shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from meshwatch.adapters.als.server import AlsReceiver, start_server
+from meshwatch.adapters.api.app import ApiDeps, make_app
+from meshwatch.adapters.files.capture import CaptureWriter
+from meshwatch.adapters.metrics.collectors import CONTENT_TYPE, Sources, exposition, make_registry
+from meshwatch.counters import IngestCounters
+from meshwatch.graph.mesh_graph import GraphLimits, MeshGraph
+from meshwatch.graph.views import graph_doc
+from meshwatch.identity.resolving import IdentityResolver
+from meshwatch.runtime.pipeline import Pipeline
+from meshwatch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Service:
+    """A running meshwatch: what tests and the demo need to reach it."""
+
+    settings: Settings
+    graph: MeshGraph
+    counters: IngestCounters
+    als_port: int = 0
+    http_port: int = 0
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def graph_document(self) -> dict[str, Any]:
+        """The current graph as the API serves it."""
+        nodes, edges = self.graph.snapshot(time.time())
+        return graph_doc(nodes, edges, self.settings.window)
+
+
+def build_service(settings: Settings) -> Service:
+    """The core objects, before anything listens."""
+    limits = GraphLimits(
+        window=settings.window,
+        slices=settings.window_slices,
+        edge_ttl=settings.edge_ttl,
+        max_paths=settings.max_paths_per_edge,
+        max_methods=settings.max_methods_per_edge,
+    )
+    return Service(settings=settings, graph=MeshGraph(limits), counters=IngestCounters())
+
+
+async def run_service(service: Service, on_ready: Callable[[Service], None] | None = None) -> None:
+    """Run until ``service.stop`` is set (or a signal arrives). Raises ``OSError`` on bind failure."""
+    settings = service.settings
+    resolver = IdentityResolver(settings.trust_domain, settings.cluster_domain)
+    receiver = AlsReceiver(resolver, service.counters, settings.queue_max_messages)
+    capture = (
+        CaptureWriter(settings.capture_dir, settings.capture_rotate_seconds, settings.capture_rotate_rows)
+        if settings.capture_dir is not None
+        else None
+    )
+    pipeline = Pipeline(receiver, service.graph, service.counters, capture)
+    registry = make_registry(Sources(service.counters, lambda: service.graph, settings.queue_max_messages))
+    app = make_app(
+        ApiDeps(
+            graph=service.graph_document,
+            metrics=lambda: exposition(registry),
+            metrics_content_type=CONTENT_TYPE,
+            ready=service.ready.is_set,
+            api_token=settings.api_token,
+        )
+    )
+    if not settings.http_listen.is_loopback and not settings.api_token:
+        log.warning("HTTP API listens on %s without a bearer token", settings.http_listen)
+
+    server, service.als_port = await start_server(receiver, settings.als_listen, settings.max_message_bytes)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.grace_seconds)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.http_listen.host, settings.http_listen.port)
+        await site.start()
+        sockets = runner.addresses
+        service.http_port = int(sockets[0][1]) if sockets else settings.http_listen.port
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, service.stop.set)
+        service.ready.set()
+        log.info(
+            "meshwatch serving: ALS gRPC on %s:%d, HTTP on %s:%d",
+            settings.als_listen.host, service.als_port, settings.http_listen.host, service.http_port,
+        )
+        if on_ready is not None:
+            on_ready(service)
+        async with asyncio.TaskGroup() as tasks:
+            ingest = tasks.create_task(pipeline.run())
+            housekeeping = tasks.create_task(pipeline.housekeeping())
+            await service.stop.wait()
+            service.ready.clear()
+            await server.stop(settings.grace_seconds)
+            # let the pipeline drain what the receiver already accepted
+            while not receiver.queue.empty():
+                await asyncio.sleep(0.01)
+            ingest.cancel()
+            housekeeping.cancel()
+    finally:
+        await server.stop(0)
+        await pipeline.flush_capture(closing=True)
+        await runner.cleanup()
+        log.info("meshwatch stopped")

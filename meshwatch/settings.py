@@ -1,0 +1,195 @@
+"""One typed settings object, merged once from defaults, a YAML file, the environment and flags.
+
+Precedence (lowest first): built-in defaults, the config file, ``MESHWATCH_*`` environment
+variables, command-line flags. Every value is validated here, and a bad one raises
+``SettingsError`` with a one-line message naming the setting and where it came from; the CLI
+turns that into exit code 2. This module does no I/O: the caller reads the file and passes
+its mapping in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from meshwatch.errors import SettingsError
+
+ENV_PREFIX = "MESHWATCH_"
+
+
+@dataclass(frozen=True, slots=True)
+class HostPort:
+    """A listen address. ``host`` may be an IPv4/IPv6 literal or ``localhost``."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def is_loopback(self) -> bool:
+        """True when only this machine can connect."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything ``meshwatch serve`` can be told. Field docs are the user documentation."""
+
+    als_listen: HostPort = HostPort("127.0.0.1", 9900)
+    """gRPC Access Log Service address Envoy sidecars stream to."""
+    http_listen: HostPort = HostPort("127.0.0.1", 9902)
+    """HTTP API and /metrics. Loopback unless configured otherwise."""
+    api_token: str = ""
+    """When set, every API request except /healthz and /readyz needs ``Authorization: Bearer``."""
+    capture_dir: Path | None = None
+    """Write every decoded call to rolling Parquet files here (input for training)."""
+    capture_rotate_seconds: float = 300.0
+    """Close a capture file after this long, so finished files appear regularly."""
+    capture_rotate_rows: int = 500_000
+    """Close a capture file after this many rows."""
+    window: float = 60.0
+    """Length of each edge's sliding statistics window, in seconds."""
+    window_slices: int = 6
+    """The window slides in steps of window / window_slices."""
+    edge_ttl: float = 3600.0
+    """Edges (and then nodes) with no call for this long age out of the live graph."""
+    max_paths_per_edge: int = 64
+    """Distinct path templates kept per edge; further ones count as ``<other>``."""
+    max_methods_per_edge: int = 16
+    """Distinct methods kept per edge."""
+    max_message_bytes: int = 4 * 1024 * 1024
+    """Largest ALS message accepted; a larger one closes its stream with RESOURCE_EXHAUSTED."""
+    queue_max_messages: int = 2048
+    """Messages buffered between the gRPC receiver and the graph; beyond this they are dropped."""
+    trust_domain: str = "cluster.local"
+    """SPIFFE trust domain of this mesh."""
+    cluster_domain: str = "cluster.local"
+    """Kubernetes DNS domain; ``*.svc.<cluster_domain>`` hosts are in the mesh."""
+    grace_seconds: float = 2.0
+    """Shutdown grace for open gRPC streams and HTTP requests."""
+    log_level: str = "INFO"
+    """Python logging level."""
+
+
+_HOSTPORT = re.compile(r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[A-Za-z0-9.\-]*)):(?P<port>\d{1,5})$")
+_LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+
+
+def parse_host_port(text: str) -> HostPort:
+    """Parse ``HOST:PORT`` / ``[V6]:PORT``; an empty host means 127.0.0.1 (never all interfaces)."""
+    match = _HOSTPORT.match(text.strip())
+    if match is None:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    host = match.group("v6") or match.group("host") or "127.0.0.1"
+    port = int(match.group("port"))
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} out of range")
+    return HostPort(host, port)
+
+
+def _positive_float(text: Any) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError(f"must be > 0, got {value}")
+    return value
+
+
+def _positive_int(text: Any) -> int:
+    if isinstance(text, float) and not text.is_integer():
+        raise ValueError(f"must be an integer, got {text}")
+    value = int(text)
+    if value <= 0:
+        raise ValueError(f"must be > 0, got {value}")
+    return value
+
+
+def _log_level(text: Any) -> str:
+    value = str(text).upper()
+    if value not in _LOG_LEVELS:
+        raise ValueError(f"must be one of {sorted(_LOG_LEVELS)}")
+    return value
+
+
+def _domain(text: Any) -> str:
+    value = str(text).strip().strip(".")
+    if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.\-]*[A-Za-z0-9])?", value):
+        raise ValueError(f"not a DNS name: {text!r}")
+    return value
+
+
+def _optional_path(text: Any) -> Path | None:
+    return Path(str(text)) if text not in (None, "") else None
+
+
+_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "als_listen": lambda v: parse_host_port(str(v)),
+    "http_listen": lambda v: parse_host_port(str(v)),
+    "api_token": str,
+    "capture_dir": _optional_path,
+    "capture_rotate_seconds": _positive_float,
+    "capture_rotate_rows": _positive_int,
+    "window": _positive_float,
+    "window_slices": _positive_int,
+    "edge_ttl": _positive_float,
+    "max_paths_per_edge": _positive_int,
+    "max_methods_per_edge": _positive_int,
+    "max_message_bytes": _positive_int,
+    "queue_max_messages": _positive_int,
+    "trust_domain": _domain,
+    "cluster_domain": _domain,
+    "grace_seconds": _positive_float,
+    "log_level": _log_level,
+}
+FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Settings))
+assert set(_PARSERS) == set(FIELD_NAMES), "every setting needs a parser"
+
+
+def env_values(environ: Mapping[str, str]) -> dict[str, str]:
+    """Pick the ``MESHWATCH_<SETTING>`` variables out of an environment."""
+    values: dict[str, str] = {}
+    for name in FIELD_NAMES:
+        key = ENV_PREFIX + name.upper()
+        if key in environ:
+            values[name] = environ[key]
+    return values
+
+
+def load_settings(
+    *,
+    file_values: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Merge and validate settings; raises ``SettingsError`` with one line on the first problem."""
+    sources: list[tuple[str, Mapping[str, Any]]] = [
+        ("config file", file_values or {}),
+        ("environment", env_values(env or {})),
+        ("flag", {k: v for k, v in (flags or {}).items() if v is not None}),
+    ]
+    merged: dict[str, Any] = {}
+    for origin, values in sources:
+        for key, raw in values.items():
+            name = key.replace("-", "_")
+            if name not in _PARSERS:
+                raise SettingsError(f"unknown setting {key!r} in {origin}")
+            try:
+                merged[name] = _PARSERS[name](raw)
+            except (TypeError, ValueError) as exc:
+                shown = ENV_PREFIX + name.upper() if origin == "environment" else name
+                raise SettingsError(f"invalid {origin} setting {shown}={raw!r}: {exc}") from exc
+    settings = Settings(**merged)
+    if settings.window_slices > 120:
+        raise SettingsError("invalid setting window_slices: at most 120 slices per window")
+    return settings
