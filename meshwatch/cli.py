@@ -23,28 +23,40 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 def _serve_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="YAML settings file (also $MESHWATCH_CONFIG)")
-    parser.add_argument("--als-listen", metavar="HOST:PORT", help="gRPC ALS address (default 127.0.0.1:9900)")
-    parser.add_argument("--http-listen", metavar="HOST:PORT", help="HTTP API address (default 127.0.0.1:9902)")
-    parser.add_argument("--capture-dir", metavar="DIR", help="write calls to rolling Parquet files here")
+    parser.add_argument(
+        "--als-listen", metavar="HOST:PORT", help="gRPC ALS address (default 127.0.0.1:9900)"
+    )
+    parser.add_argument(
+        "--http-listen", metavar="HOST:PORT", help="HTTP API address (default 127.0.0.1:9902)"
+    )
+    parser.add_argument(
+        "--capture-dir", metavar="DIR", help="write calls to rolling Parquet files here"
+    )
     parser.add_argument("--window", metavar="SECONDS", help="sliding window length (default 60)")
     parser.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="meshwatch", description="Runtime defence for Istio meshes.")
+    parser = argparse.ArgumentParser(
+        prog="meshwatch", description="Runtime defence for Istio meshes."
+    )
     parser.add_argument("--version", action="version", version=f"meshwatch {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="receive Envoy access logs and serve the live graph")
     _serve_flags(serve)
     demo = sub.add_parser("demo", help="serve against a local Bookinfo mesh of real Envoy sidecars")
     _serve_flags(demo)
-    demo.add_argument("--duration", type=float, default=0, help="stop after SECONDS (default: run until Ctrl-C)")
+    demo.add_argument(
+        "--duration", type=float, default=0, help="stop after SECONDS (default: run until Ctrl-C)"
+    )
     demo.add_argument("--rate", type=float, default=20.0, help="requests per second into the mesh")
     bench = sub.add_parser("bench", help="benchmarks")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
     ingest = bench_sub.add_parser("ingest", help="ALS ingest throughput versus plain upb parsing")
     ingest.add_argument("--seconds", type=float, default=4.0, help="duration of each measured run")
-    ingest.add_argument("--rss-entries", type=int, default=10_000_000, help="entries for the RSS run (0 skips)")
+    ingest.add_argument(
+        "--rss-entries", type=int, default=10_000_000, help="entries for the RSS run (0 skips)"
+    )
     ingest.add_argument("--edges", type=int, default=1000, help="distinct edges in the RSS run")
     return parser
 
@@ -52,7 +64,9 @@ def _parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Settings:
     from meshwatch.adapters.files.config_file import read_settings_file
 
-    config = args.config or (Path(os.environ["MESHWATCH_CONFIG"]) if os.environ.get("MESHWATCH_CONFIG") else None)
+    config = args.config or (
+        Path(os.environ["MESHWATCH_CONFIG"]) if os.environ.get("MESHWATCH_CONFIG") else None
+    )
     file_values = read_settings_file(config) if config else {}
     flags: dict[str, Any] = {
         "als_listen": args.als_listen,
@@ -66,7 +80,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _logging(level: str) -> None:
     logging.basicConfig(
-        level=level, stream=sys.stderr,
+        level=level,
+        stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
 

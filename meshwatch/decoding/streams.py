@@ -188,10 +188,8 @@ class StreamDecoder:
         filter_state = common.filter_state_objects
         if filter_state and _peer(filter_state, UPSTREAM_PEER_KEYS):
             return None
-        if ref.host:
-            destination = self._resolver.host(ref.host)
-        else:
-            destination = UNKNOWN  # the caller fills it from the authority or SNI
+        # without a host in the cluster name, the caller fills it from the authority or SNI
+        destination = self._resolver.host(ref.host) if ref.host else UNKNOWN
         port = ref.port or common.upstream_remote_address.socket_address.port_value
         return reporter, destination, port, Reporter.CLIENT
 

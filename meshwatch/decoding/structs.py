@@ -15,7 +15,8 @@ _STRING_URL = "type.googleapis.com/google.protobuf.StringValue"
 
 def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
     """A Struct as plain Python values."""
-    return MessageToDict(struct)
+    document: dict[str, Any] = MessageToDict(struct)
+    return document
 
 
 def any_to_mapping(value: AnyProto) -> dict[str, Any] | None:

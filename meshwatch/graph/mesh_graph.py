@@ -28,7 +28,7 @@ class GraphLimits:
 class Edge:
     """One directed edge and its statistics."""
 
-    __slots__ = ("key", "protocol", "first_seen", "last_seen", "total_requests", "window")
+    __slots__ = ("first_seen", "key", "last_seen", "protocol", "total_requests", "window")
 
     def __init__(self, key: EdgeKey, protocol: Protocol, t: float, limits: GraphLimits) -> None:
         self.key = key
@@ -71,8 +71,7 @@ class MeshGraph:
         edge = self.edges.get(key)
         if edge is None:
             edge = self._new_edge(call, key)
-        if t > edge.last_seen:
-            edge.last_seen = t
+        edge.last_seen = max(edge.last_seen, t)
         edge.total_requests += 1
         window = edge.window
         part = window.slice_for(t)
@@ -119,7 +118,9 @@ class MeshGraph:
     def snapshot(self, now: float) -> tuple[list[Workload], list[EdgeView]]:
         """Nodes and edges with their window statistics as of ``now``."""
         views = [
-            EdgeView(e.key, e.protocol, e.first_seen, e.last_seen, e.total_requests, e.window.stats(now))
+            EdgeView(
+                e.key, e.protocol, e.first_seen, e.last_seen, e.total_requests, e.window.stats(now)
+            )
             for e in self.edges.values()
         ]
         return list(self.nodes.values()), views

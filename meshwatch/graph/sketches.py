@@ -22,7 +22,7 @@ MIN_VALUE = 1e-3  # values at or below this (ms) count in the zero bucket
 class QuantileSketch:
     """Quantile sketch for non-negative values (latencies in ms)."""
 
-    __slots__ = ("_inv_log_gamma", "_gamma", "buckets", "count", "max_buckets", "zero", "accuracy")
+    __slots__ = ("_gamma", "_inv_log_gamma", "accuracy", "buckets", "count", "max_buckets", "zero")
 
     def __init__(self, accuracy: float = DEFAULT_ACCURACY, max_buckets: int = 2048) -> None:
         if not 0 < accuracy < 1:

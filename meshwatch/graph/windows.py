@@ -21,8 +21,15 @@ class Slice:
     """Statistics of one edge over one slice of time."""
 
     __slots__ = (
-        "index", "requests", "errors_5xx", "errors_4xx", "bytes_sent", "bytes_received",
-        "latency", "paths", "methods",
+        "bytes_received",
+        "bytes_sent",
+        "errors_4xx",
+        "errors_5xx",
+        "index",
+        "latency",
+        "methods",
+        "paths",
+        "requests",
     )
 
     def __init__(self, index: int) -> None:
@@ -95,9 +102,11 @@ class WindowStats:
 class SlidingWindow:
     """The ring of slices of one edge."""
 
-    __slots__ = ("current", "slices", "n_slices", "slice_seconds", "max_paths", "max_methods")
+    __slots__ = ("current", "max_methods", "max_paths", "n_slices", "slice_seconds", "slices")
 
-    def __init__(self, slice_seconds: float, n_slices: int, max_paths: int, max_methods: int) -> None:
+    def __init__(
+        self, slice_seconds: float, n_slices: int, max_paths: int, max_methods: int
+    ) -> None:
         self.slice_seconds = slice_seconds
         self.n_slices = n_slices
         self.max_paths = max_paths

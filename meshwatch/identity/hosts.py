@@ -14,14 +14,27 @@ from dataclasses import dataclass
 
 # (provider, service-name pattern). Order matters: the first match wins.
 _PROVIDER_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("aws", re.compile(r"(?:^|\.)(?P<svc>[a-z0-9-]+)(?:[.-](?:fips\.)?[a-z]{2}(?:-gov)?-[a-z]+-\d)?\.amazonaws\.com(?:\.cn)?$")),
+    (
+        "aws",
+        re.compile(
+            r"(?:^|\.)(?P<svc>[a-z0-9-]+)(?:[.-](?:fips\.)?[a-z]{2}(?:-gov)?-[a-z]+-\d)?\.amazonaws\.com(?:\.cn)?$"
+        ),
+    ),
     ("aws", re.compile(r"(?:^|\.)(?P<svc>cloudfront)\.net$")),
     ("gcp", re.compile(r"(?:^|\.)(?P<svc>[a-z0-9-]+)\.googleapis\.com$")),
-    ("gcp", re.compile(r"(?:^|\.)(?P<svc>[a-z0-9-]+\.)?(?:run\.app|appspot\.com|cloudfunctions\.net)$")),
+    (
+        "gcp",
+        re.compile(r"(?:^|\.)(?P<svc>[a-z0-9-]+\.)?(?:run\.app|appspot\.com|cloudfunctions\.net)$"),
+    ),
     ("azure", re.compile(r"(?:^|\.)(?P<svc>blob|queue|table|file|dfs)\.core\.windows\.net$")),
     ("azure", re.compile(r"(?:^|\.)(?P<svc>vault)\.azure\.net$")),
     ("azure", re.compile(r"(?:^|\.)(?P<svc>database)\.windows\.net$")),
-    ("azure", re.compile(r"(?:^|\.)(?P<svc>servicebus|azurecr|azurewebsites|cognitiveservices)\.(?:windows\.net|io|net|azure\.com)$")),
+    (
+        "azure",
+        re.compile(
+            r"(?:^|\.)(?P<svc>servicebus|azurecr|azurewebsites|cognitiveservices)\.(?:windows\.net|io|net|azure\.com)$"
+        ),
+    ),
     ("azure", re.compile(r"^(?P<svc>login)\.microsoftonline\.com$")),
     ("azure", re.compile(r"^(?P<svc>management)\.azure\.com$")),
     ("oci", re.compile(r"(?:^|\.)(?P<svc>[a-z0-9-]+)\.oraclecloud\.com$")),

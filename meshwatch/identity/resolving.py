@@ -65,11 +65,16 @@ class IdentityResolver:
 
     def peer(self, metadata: Mapping[str, Any], principal: str) -> Workload:
         """A peer described by Istio's peer-metadata filter state (falls back to the principal)."""
-        key = (principal, tuple(sorted((k, str(v)) for k, v in metadata.items() if not isinstance(v, Mapping))))
+        key = (
+            principal,
+            tuple(sorted((k, str(v)) for k, v in metadata.items() if not isinstance(v, Mapping))),
+        )
         cached = self._peers.get(key)
         if cached is not None:
             return cached
-        workload = workload_from_peer(metadata, principal, self.trust_domain) or self.caller(principal)
+        workload = workload_from_peer(metadata, principal, self.trust_domain) or self.caller(
+            principal
+        )
         self._remember(self._peers, key, workload)
         return workload
 
@@ -95,7 +100,9 @@ class IdentityResolver:
                 id=f"external/{host}",
                 workload=host,
                 external=True,
-                provider=f"{provider[0]}:{provider[1]}" if provider else ("ip" if is_ip_literal(host) else ""),
+                provider=f"{provider[0]}:{provider[1]}"
+                if provider
+                else ("ip" if is_ip_literal(host) else ""),
             )
         self._remember(self._hosts, authority, workload)
         return workload

@@ -7,7 +7,7 @@ Two sources describe a workload:
   in a stream's first message;
 * Istio's peer metadata filter state, ``downstream_peer`` / ``upstream_peer`` (1.24+, lowercase
   keys ``namespace``, ``workload``, ``app``, ``version``, ``service``, ``cluster``) or the older
-  ``wasm.*`` objects (1.22–1.23, which may use the node's uppercase keys).
+  ``wasm.*`` objects (1.22 to 1.23, which may use the node's uppercase keys).
 """
 
 from __future__ import annotations
@@ -50,9 +50,7 @@ def parse_node_id(node_id: str) -> tuple[str, str]:
     return (pod, namespace)
 
 
-def workload_from_node(
-    node_id: str, metadata: Mapping[str, Any], trust_domain: str
-) -> Workload:
+def workload_from_node(node_id: str, metadata: Mapping[str, Any], trust_domain: str) -> Workload:
     """The reporting sidecar's identity, from its Envoy node id and metadata."""
     pod, ns_from_id = parse_node_id(node_id)
     namespace = str(metadata.get("NAMESPACE") or ns_from_id)
@@ -60,10 +58,20 @@ def workload_from_node(
     label_map = dict(labels)
     workload = str(metadata.get("WORKLOAD_NAME") or pod)
     service_account = str(metadata.get("SERVICE_ACCOUNT") or "")
-    app = _first(label_map, APP_LABELS) or workload or (f"sa:{service_account}" if service_account else "")
-    principal = principal_for(trust_domain, namespace, service_account) if service_account and namespace else ""
+    app = (
+        _first(label_map, APP_LABELS)
+        or workload
+        or (f"sa:{service_account}" if service_account else "")
+    )
+    principal = (
+        principal_for(trust_domain, namespace, service_account)
+        if service_account and namespace
+        else ""
+    )
     return Workload(
-        id=identity_id(namespace, app) if namespace and app else (f"node/{node_id}" if node_id else "unknown"),
+        id=identity_id(namespace, app)
+        if namespace and app
+        else (f"node/{node_id}" if node_id else "unknown"),
         namespace=namespace,
         workload=workload,
         principal=principal,
@@ -83,7 +91,12 @@ def workload_from_peer(
     label_map = dict(labels)
     namespace = str(lower.get("namespace") or "")
     workload = str(lower.get("workload") or lower.get("workload_name") or "")
-    app = str(lower.get("app") or "") or _first(label_map, APP_LABELS) or str(lower.get("service") or "") or workload
+    app = (
+        str(lower.get("app") or "")
+        or _first(label_map, APP_LABELS)
+        or str(lower.get("service") or "")
+        or workload
+    )
     if not namespace or not app:
         return None
     version = str(lower.get("version") or "") or _first(label_map, VERSION_LABELS)

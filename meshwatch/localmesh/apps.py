@@ -105,15 +105,15 @@ async def start_echo_server(port: int) -> asyncio.Server:
     return await asyncio.start_server(_echo, "127.0.0.1", port)
 
 
-async def tcp_exchange(port: int, payload: bytes, timeout: float = 5.0) -> bytes:
+async def tcp_exchange(port: int, payload: bytes, io_seconds: float = 5.0) -> bytes:
     """Send ``payload`` to a TCP port, read the echo back, close."""
-    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
+    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), io_seconds)
     try:
         writer.write(payload)
         await writer.drain()
         data = b""
         while len(data) < len(payload):
-            chunk = await asyncio.wait_for(reader.read(65536), timeout)
+            chunk = await asyncio.wait_for(reader.read(65536), io_seconds)
             if not chunk:
                 break
             data += chunk

@@ -14,7 +14,12 @@ from meshwatch.localmesh.topology import BOOKINFO
 from meshwatch.runtime.serving import Service, build_service, run_service
 from meshwatch.settings import HostPort, Settings
 
-PATHS = ("/productpage", "/productpage?u=normal", "/api/v1/products/1", "/api/v1/products/2/reviews")
+PATHS = (
+    "/productpage",
+    "/productpage?u=normal",
+    "/api/v1/products/1",
+    "/api/v1/products/2/reviews",
+)
 
 
 async def _traffic(mesh: LocalMesh, rate: float, stop: asyncio.Event) -> None:
@@ -27,7 +32,9 @@ async def _traffic(mesh: LocalMesh, rate: float, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), 1.0 / rate)
 
 
-async def run_demo(settings: Settings, duration: float, rate: float, say: Callable[[str], None]) -> None:
+async def run_demo(
+    settings: Settings, duration: float, rate: float, say: Callable[[str], None]
+) -> None:
     """Run until Ctrl-C (or ``duration`` seconds)."""
     if settings.als_listen.port == Settings().als_listen.port:
         settings = replace(settings, als_listen=HostPort("127.0.0.1", free_port()))
@@ -43,7 +50,9 @@ async def run_demo(settings: Settings, duration: float, rate: float, say: Callab
         with tempfile.TemporaryDirectory(prefix="meshwatch-demo-") as tmp:
             async with LocalMesh(BOOKINFO, service.als_port, Path(tmp)) as mesh:
                 http = f"http://{settings.http_listen.host}:{service.http_port}"
-                say(f"meshwatch demo: {len(mesh.sidecars)} Envoy sidecars (Bookinfo) streaming to ALS :{service.als_port}")
+                say(
+                    f"meshwatch demo: {len(mesh.sidecars)} Envoy sidecars (Bookinfo) streaming to ALS :{service.als_port}"
+                )
                 say(f"  live graph:  {http}/api/v1/graph")
                 say(f"  metrics:     {http}/metrics")
                 say("  Ctrl-C to stop.")
@@ -58,6 +67,8 @@ async def run_demo(settings: Settings, duration: float, rate: float, say: Callab
                 doc = service.graph_document()
                 say(f"graph: {len(doc['nodes'])} nodes, {len(doc['edges'])} edges")
                 for edge in doc["edges"]:
-                    say(f"  {edge['source']} -> {edge['target']}:{edge['port']} "
-                        f"{edge['protocol']} requests={edge['requests']} p99={edge['latency_p99_ms']}ms")
+                    say(
+                        f"  {edge['source']} -> {edge['target']}:{edge['port']} "
+                        f"{edge['protocol']} requests={edge['requests']} p99={edge['latency_p99_ms']}ms"
+                    )
         await serving

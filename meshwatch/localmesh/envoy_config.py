@@ -44,7 +44,9 @@ def _endpoints(name: str, ports: list[int], http2: bool = False) -> dict[str, An
         "connect_timeout": "1s",
         "load_assignment": {
             "cluster_name": name,
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _address(p)}} for p in ports]}],
+            "endpoints": [
+                {"lb_endpoints": [{"endpoint": {"address": _address(p)}} for p in ports]}
+            ],
         },
     }
     if http2:
@@ -65,7 +67,10 @@ def _tls_context(certs: CertFiles, sans: list[str] | None = None) -> dict[str, A
         ]
     return {
         "tls_certificates": [
-            {"certificate_chain": {"filename": str(certs.cert)}, "private_key": {"filename": str(certs.key)}}
+            {
+                "certificate_chain": {"filename": str(certs.cert)},
+                "private_key": {"filename": str(certs.key)},
+            }
         ],
         "validation_context": validation,
         "alpn_protocols": ["istio-peer-exchange", "istio"],
@@ -87,23 +92,27 @@ def _common_log(log_name: str, flush_seconds: float) -> dict[str, Any]:
 
 
 def _http_log(flush_seconds: float) -> list[dict[str, Any]]:
-    return [{
-        "name": "envoy.access_loggers.http_grpc",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig",
-            "common_config": _common_log("envoy_als", flush_seconds),
-        },
-    }]
+    return [
+        {
+            "name": "envoy.access_loggers.http_grpc",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig",
+                "common_config": _common_log("envoy_als", flush_seconds),
+            },
+        }
+    ]
 
 
 def _tcp_log(flush_seconds: float) -> list[dict[str, Any]]:
-    return [{
-        "name": "envoy.access_loggers.tcp_grpc",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.access_loggers.grpc.v3.TcpGrpcAccessLogConfig",
-            "common_config": _common_log("envoy_tcp_als", flush_seconds),
-        },
-    }]
+    return [
+        {
+            "name": "envoy.access_loggers.tcp_grpc",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.access_loggers.grpc.v3.TcpGrpcAccessLogConfig",
+                "common_config": _common_log("envoy_tcp_als", flush_seconds),
+            },
+        }
+    ]
 
 
 def _peer_value(spec: WorkloadSpec) -> str:
@@ -118,12 +127,16 @@ def _set_downstream_peer() -> dict[str, Any]:
         "name": "envoy.filters.http.set_filter_state",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.set_filter_state.v3.Config",
-            "on_request_headers": [{
-                "object_key": "downstream_peer",
-                "factory_key": "envoy.string",
-                "format_string": {"text_format_source": {"inline_string": f"%REQ({PEER_HEADER})%"}},
-                "skip_if_empty": True,
-            }],
+            "on_request_headers": [
+                {
+                    "object_key": "downstream_peer",
+                    "factory_key": "envoy.string",
+                    "format_string": {
+                        "text_format_source": {"inline_string": f"%REQ({PEER_HEADER})%"}
+                    },
+                    "skip_if_empty": True,
+                }
+            ],
         },
     }
 
@@ -140,11 +153,20 @@ def _hcm(
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
             "stat_prefix": stat_prefix,
-            "route_config": {"name": stat_prefix, "virtual_hosts": virtual_hosts, **(route_extras or {})},
-            "http_filters": [*(filters or []), {
-                "name": "envoy.filters.http.router",
-                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
-            }],
+            "route_config": {
+                "name": stat_prefix,
+                "virtual_hosts": virtual_hosts,
+                **(route_extras or {}),
+            },
+            "http_filters": [
+                *(filters or []),
+                {
+                    "name": "envoy.filters.http.router",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+                    },
+                },
+            ],
             "access_log": _http_log(flush_seconds),
         },
     }
@@ -167,7 +189,12 @@ def _route(cluster: str) -> dict[str, Any]:
 
 
 def _service_domains(spec: WorkloadSpec) -> list[str]:
-    names = [spec.app, f"{spec.app}.{spec.namespace}", f"{spec.app}.{spec.namespace}.svc", spec.service_host]
+    names = [
+        spec.app,
+        f"{spec.app}.{spec.namespace}",
+        f"{spec.app}.{spec.namespace}.svc",
+        spec.service_host,
+    ]
     return names + [f"{n}:{spec.port}" for n in names]
 
 
@@ -194,26 +221,34 @@ def sidecar_bootstrap(
             filters = [_tcp_proxy("inbound_tcp", inbound_cluster, flush_seconds)]
         else:
             vhosts = [{"name": "inbound", "domains": ["*"], "routes": [_route(inbound_cluster)]}]
-            filters = [_hcm(
-                "inbound_http", vhosts, flush_seconds,
-                route_extras={"request_headers_to_remove": [PEER_HEADER]},
-                filters=[_set_downstream_peer()],
-            )]
-        listeners.append({
-            "name": "virtualInbound",
-            "address": _address(mine.inbound),
-            "filter_chains": [{
-                "filters": filters,
-                "transport_socket": {
-                    "name": "envoy.transport_sockets.tls",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
-                        "require_client_certificate": True,
-                        "common_tls_context": _tls_context(own),
-                    },
-                },
-            }],
-        })
+            filters = [
+                _hcm(
+                    "inbound_http",
+                    vhosts,
+                    flush_seconds,
+                    route_extras={"request_headers_to_remove": [PEER_HEADER]},
+                    filters=[_set_downstream_peer()],
+                )
+            ]
+        listeners.append(
+            {
+                "name": "virtualInbound",
+                "address": _address(mine.inbound),
+                "filter_chains": [
+                    {
+                        "filters": filters,
+                        "transport_socket": {
+                            "name": "envoy.transport_sockets.tls",
+                            "typed_config": {
+                                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                                "require_client_certificate": True,
+                                "common_tls_context": _tls_context(own),
+                            },
+                        },
+                    }
+                ],
+            }
+        )
 
     virtual_hosts: list[dict[str, Any]] = []
     for host, backends in sorted(topology.services().items()):
@@ -231,38 +266,54 @@ def sidecar_bootstrap(
         }
         clusters.append(cluster)
         if first.protocol == "tcp":
-            listeners.append({
-                "name": f"outbound_tcp_{first.app}",
-                "address": _address(mine.outbound_tcp[host]),
-                "filter_chains": [{"filters": [_tcp_proxy("outbound_tcp", cluster_name, flush_seconds)]}],
-            })
+            listeners.append(
+                {
+                    "name": f"outbound_tcp_{first.app}",
+                    "address": _address(mine.outbound_tcp[host]),
+                    "filter_chains": [
+                        {"filters": [_tcp_proxy("outbound_tcp", cluster_name, flush_seconds)]}
+                    ],
+                }
+            )
         else:
-            virtual_hosts.append({
-                "name": host,
-                "domains": _service_domains(first),
-                "routes": [_route(cluster_name)],
-                # only toward the mesh: workload metadata must not leak to external hosts
-                "request_headers_to_add": [{
-                    "header": {"key": PEER_HEADER, "value": _peer_value(spec)},
-                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-                }],
-            })
+            virtual_hosts.append(
+                {
+                    "name": host,
+                    "domains": _service_domains(first),
+                    "routes": [_route(cluster_name)],
+                    # only toward the mesh: workload metadata must not leak to external hosts
+                    "request_headers_to_add": [
+                        {
+                            "header": {"key": PEER_HEADER, "value": _peer_value(spec)},
+                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                        }
+                    ],
+                }
+            )
 
     for ext in topology.externals:
         if not ext.declared:
             continue
         ext_cluster = f"outbound|{ext.port}||{ext.host}"
         clusters.append(_endpoints(ext_cluster, [external_port]))
-        virtual_hosts.append({
-            "name": ext.host, "domains": [ext.host, f"{ext.host}:{ext.port}"], "routes": [_route(ext_cluster)],
-        })
+        virtual_hosts.append(
+            {
+                "name": ext.host,
+                "domains": [ext.host, f"{ext.host}:{ext.port}"],
+                "routes": [_route(ext_cluster)],
+            }
+        )
     clusters.append(_endpoints("PassthroughCluster", [external_port]))
-    virtual_hosts.append({"name": "allow_any", "domains": ["*"], "routes": [_route("PassthroughCluster")]})
-    listeners.append({
-        "name": "virtualOutbound",
-        "address": _address(mine.outbound_http),
-        "filter_chains": [{"filters": [_hcm("outbound_http", virtual_hosts, flush_seconds)]}],
-    })
+    virtual_hosts.append(
+        {"name": "allow_any", "domains": ["*"], "routes": [_route("PassthroughCluster")]}
+    )
+    listeners.append(
+        {
+            "name": "virtualOutbound",
+            "address": _address(mine.outbound_http),
+            "filter_chains": [{"filters": [_hcm("outbound_http", virtual_hosts, flush_seconds)]}],
+        }
+    )
 
     return {
         "node": {
@@ -287,4 +338,3 @@ def sidecar_bootstrap(
         "admin": {"address": _address(mine.admin)},
         "static_resources": {"listeners": listeners, "clusters": clusters},
     }
-

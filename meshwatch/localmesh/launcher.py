@@ -13,7 +13,13 @@ from pathlib import Path
 from aiohttp import ClientSession, ClientTimeout, web
 
 from meshwatch.errors import LocalMeshError
-from meshwatch.localmesh.apps import Upstreams, external_app, http_app, start_echo_server, tcp_exchange
+from meshwatch.localmesh.apps import (
+    Upstreams,
+    external_app,
+    http_app,
+    start_echo_server,
+    tcp_exchange,
+)
 from meshwatch.localmesh.binary import envoy_binary
 from meshwatch.localmesh.certs import MeshCA
 from meshwatch.localmesh.envoy_config import SidecarPorts, sidecar_bootstrap
@@ -69,7 +75,10 @@ class LocalMesh:
         tcp_hosts = [h for h, ws in services.items() if ws[0].protocol == "tcp"]
         ports = {
             w.name: SidecarPorts(
-                admin=free_port(), inbound=free_port(), app=free_port(), outbound_http=free_port(),
+                admin=free_port(),
+                inbound=free_port(),
+                app=free_port(),
+                outbound_http=free_port(),
                 outbound_tcp={h: free_port() for h in tcp_hosts},
             )
             for w in self.topology.workloads
@@ -84,19 +93,38 @@ class LocalMesh:
             if spec.serves and spec.protocol == "tcp":
                 self._servers.append(await start_echo_server(mine.app))
             elif spec.serves:
-                upstreams = Upstreams(mine.outbound_http, {short[h]: p for h, p in mine.outbound_tcp.items()})
+                upstreams = Upstreams(
+                    mine.outbound_http, {short[h]: p for h, p in mine.outbound_tcp.items()}
+                )
                 await self._serve(http_app(spec, upstreams), mine.app)
             config = sidecar_bootstrap(
-                spec, self.topology, ports, certs, self.external_port, self.als_port, self.flush_seconds
+                spec,
+                self.topology,
+                ports,
+                certs,
+                self.external_port,
+                self.als_port,
+                self.flush_seconds,
             )
             config_path = self.workdir / f"envoy-{spec.name}.json"
             config_path.write_text(json.dumps(config, indent=1))
             sidecar = Sidecar(spec, mine, config_path, self.workdir / f"envoy-{spec.name}.log")
             self.sidecars[spec.name] = sidecar
             sidecar.process = await asyncio.create_subprocess_exec(
-                str(binary), "-c", str(config_path), "--disable-hot-restart", "--concurrency", "1",
-                "-l", "warning", "--log-path", str(sidecar.log_path), "--drain-time-s", "1",
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                str(binary),
+                "-c",
+                str(config_path),
+                "--disable-hot-restart",
+                "--concurrency",
+                "1",
+                "-l",
+                "warning",
+                "--log-path",
+                str(sidecar.log_path),
+                "--drain-time-s",
+                "1",
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
             )
         self._session = ClientSession(timeout=ClientTimeout(total=10))
@@ -114,13 +142,19 @@ class LocalMesh:
         for sidecar in self.sidecars.values():
             while True:
                 if sidecar.process is not None and sidecar.process.returncode is not None:
-                    raise LocalMeshError(f"Envoy for {sidecar.spec.name} exited: {self._tail(sidecar)}")
+                    raise LocalMeshError(
+                        f"Envoy for {sidecar.spec.name} exited: {self._tail(sidecar)}"
+                    )
                 with contextlib.suppress(OSError, asyncio.TimeoutError):
-                    async with self._session.get(f"http://127.0.0.1:{sidecar.ports.admin}/ready") as resp:
+                    async with self._session.get(
+                        f"http://127.0.0.1:{sidecar.ports.admin}/ready"
+                    ) as resp:
                         if resp.status == 200:
                             break
                 if time.monotonic() > deadline:
-                    raise LocalMeshError(f"Envoy for {sidecar.spec.name} not ready: {self._tail(sidecar)}")
+                    raise LocalMeshError(
+                        f"Envoy for {sidecar.spec.name} not ready: {self._tail(sidecar)}"
+                    )
                 await asyncio.sleep(0.05)
 
     @staticmethod
@@ -170,7 +204,11 @@ class LocalMesh:
             query["status"] = str(status)
         port = self.sidecars[source].ports.outbound_http
         async with self._session.request(
-            method, f"http://127.0.0.1:{port}{path}", params=query, data=body or None, headers={"Host": host}
+            method,
+            f"http://127.0.0.1:{port}{path}",
+            params=query,
+            data=body or None,
+            headers={"Host": host},
         ) as response:
             return response.status, await response.read()
 

@@ -73,17 +73,36 @@ class Topology:
 
 BOOKINFO = Topology(
     workloads=(
-        WorkloadSpec("istio-ingressgateway", "istio-ingressgateway", namespace="istio-system",
-                     service_account="istio-ingressgateway-service-account", serves=False,
-                     calls=("productpage",)),
-        WorkloadSpec("productpage-v1", "productpage", service_account="bookinfo-productpage",
-                     calls=("details", "reviews")),
-        WorkloadSpec("details-v1", "details", service_account="bookinfo-details",
-                     calls=("www.googleapis.com",)),
+        WorkloadSpec(
+            "istio-ingressgateway",
+            "istio-ingressgateway",
+            namespace="istio-system",
+            service_account="istio-ingressgateway-service-account",
+            serves=False,
+            calls=("productpage",),
+        ),
+        WorkloadSpec(
+            "productpage-v1",
+            "productpage",
+            service_account="bookinfo-productpage",
+            calls=("details", "reviews"),
+        ),
+        WorkloadSpec(
+            "details-v1",
+            "details",
+            service_account="bookinfo-details",
+            calls=("www.googleapis.com",),
+        ),
         WorkloadSpec("reviews-v1", "reviews", "v1", service_account="bookinfo-reviews"),
-        WorkloadSpec("reviews-v2", "reviews", "v2", service_account="bookinfo-reviews", calls=("ratings",)),
-        WorkloadSpec("ratings-v1", "ratings", service_account="bookinfo-ratings", calls=("mongodb",)),
-        WorkloadSpec("mongodb-v1", "mongodb", service_account="bookinfo-mongodb", port=27017, protocol="tcp"),
+        WorkloadSpec(
+            "reviews-v2", "reviews", "v2", service_account="bookinfo-reviews", calls=("ratings",)
+        ),
+        WorkloadSpec(
+            "ratings-v1", "ratings", service_account="bookinfo-ratings", calls=("mongodb",)
+        ),
+        WorkloadSpec(
+            "mongodb-v1", "mongodb", service_account="bookinfo-mongodb", port=27017, protocol="tcp"
+        ),
     ),
     externals=(ExternalSpec("www.googleapis.com"),),
 )

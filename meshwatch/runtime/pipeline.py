@@ -69,6 +69,8 @@ class Pipeline:
                 counters.calls_recorded += len(result.calls)
                 if capture is not None:
                     capture.append(result.calls)
+            for _ in batch:
+                queue.task_done()
             if capture is not None and (
                 capture.pending >= CAPTURE_FLUSH_ROWS
                 or time.monotonic() - self._last_flush >= CAPTURE_FLUSH_SECONDS
@@ -94,5 +96,8 @@ class Pipeline:
             expired_edges, expired_nodes = self.graph.expire(time.time())
             if expired_edges:
                 log.info("aged out %d edges and %d nodes", expired_edges, expired_nodes)
-            if self.capture is not None and time.monotonic() - self._last_flush >= CAPTURE_FLUSH_SECONDS:
+            if (
+                self.capture is not None
+                and time.monotonic() - self._last_flush >= CAPTURE_FLUSH_SECONDS
+            ):
                 await self.flush_capture()

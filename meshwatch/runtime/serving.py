@@ -68,12 +68,16 @@ async def run_service(service: Service, on_ready: Callable[[Service], None] | No
     resolver = IdentityResolver(settings.trust_domain, settings.cluster_domain)
     receiver = AlsReceiver(resolver, service.counters, settings.queue_max_messages)
     capture = (
-        CaptureWriter(settings.capture_dir, settings.capture_rotate_seconds, settings.capture_rotate_rows)
+        CaptureWriter(
+            settings.capture_dir, settings.capture_rotate_seconds, settings.capture_rotate_rows
+        )
         if settings.capture_dir is not None
         else None
     )
     pipeline = Pipeline(receiver, service.graph, service.counters, capture)
-    registry = make_registry(Sources(service.counters, lambda: service.graph, settings.queue_max_messages))
+    registry = make_registry(
+        Sources(service.counters, lambda: service.graph, settings.queue_max_messages)
+    )
     app = make_app(
         ApiDeps(
             graph=service.graph_document,
@@ -86,7 +90,9 @@ async def run_service(service: Service, on_ready: Callable[[Service], None] | No
     if not settings.http_listen.is_loopback and not settings.api_token:
         log.warning("HTTP API listens on %s without a bearer token", settings.http_listen)
 
-    server, service.als_port = await start_server(receiver, settings.als_listen, settings.max_message_bytes)
+    server, service.als_port = await start_server(
+        receiver, settings.als_listen, settings.max_message_bytes
+    )
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.grace_seconds)
     await runner.setup()
     try:
@@ -101,7 +107,10 @@ async def run_service(service: Service, on_ready: Callable[[Service], None] | No
         service.ready.set()
         log.info(
             "meshwatch serving: ALS gRPC on %s:%d, HTTP on %s:%d",
-            settings.als_listen.host, service.als_port, settings.http_listen.host, service.http_port,
+            settings.als_listen.host,
+            service.als_port,
+            settings.http_listen.host,
+            service.http_port,
         )
         if on_ready is not None:
             on_ready(service)
@@ -112,8 +121,7 @@ async def run_service(service: Service, on_ready: Callable[[Service], None] | No
             service.ready.clear()
             await server.stop(settings.grace_seconds)
             # let the pipeline drain what the receiver already accepted
-            while not receiver.queue.empty():
-                await asyncio.sleep(0.01)
+            await receiver.queue.join()
             ingest.cancel()
             housekeeping.cancel()
     finally:

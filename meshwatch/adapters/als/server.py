@@ -81,7 +81,7 @@ class AlsReceiver:
         self._error_log = RateLimitedLog()
 
     async def stream_access_logs(
-        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[bytes, als_pb2.StreamAccessLogsResponse]
     ) -> als_pb2.StreamAccessLogsResponse:
         """One Envoy access-log stream, from first message to close."""
         counters = self.counters
@@ -96,7 +96,9 @@ class AlsReceiver:
                 try:
                     message = als_pb2.StreamAccessLogsMessage.FromString(raw)
                     if decoder.reporter is None:
-                        decoder.decode(als_pb2.StreamAccessLogsMessage(identifier=message.identifier))
+                        decoder.decode(
+                            als_pb2.StreamAccessLogsMessage(identifier=message.identifier)
+                        )
                         stream_key = f"{decoder.node_id}|{decoder.log_name}"
                         self._note_reconnect(stream_key)
                 except (ProtoDecodeError, DecodeError) as exc:
@@ -104,7 +106,9 @@ class AlsReceiver:
                     counters.decode_errors[reason] += 1
                     counters.stream_errors[reason] += 1
                     self._error_log.warning("closing ALS stream from %s: %s", context.peer(), exc)
-                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"undecodable message: {exc}")
+                    await context.abort(
+                        grpc.StatusCode.INVALID_ARGUMENT, f"undecodable message: {exc}"
+                    )
                 kind, n = _kind_and_count(message)
                 counters.entries_received[kind] += n
                 try:
@@ -113,7 +117,9 @@ class AlsReceiver:
                     counters.entries_dropped[(kind, "queue_full")] += n
                     self._drop_log.warning(
                         "ingest queue full (%d messages): dropped %d %s entries",
-                        self.queue.maxsize, n, kind,
+                        self.queue.maxsize,
+                        n,
+                        kind,
                     )
         except asyncio.CancelledError:
             counters.stream_errors["cancelled"] += 1

@@ -35,7 +35,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def _json(document: Any, status: int = 200) -> web.Response:
     return web.Response(
-        text=json.dumps(document, separators=(",", ":")), status=status, content_type="application/json"
+        text=json.dumps(document, separators=(",", ":")),
+        status=status,
+        content_type="application/json",
     )
 
 

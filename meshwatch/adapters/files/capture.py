@@ -95,12 +95,33 @@ def call_row(call: Call) -> tuple[Any, ...]:
     s, d = call.source, call.destination
     return (
         int(call.time * 1_000_000),
-        s.id, s.namespace, s.workload, s.app, s.version, s.principal, s.cluster_id,
-        d.id, d.namespace, d.workload, d.app, d.version, d.principal, d.cluster_id,
-        d.external, d.provider,
-        call.port, call.protocol.value, call.method, call.path.partition("?")[0], call.authority,
-        call.status, call.bytes_sent, call.bytes_received, call.duration_ms,
-        call.response_flags, call.reporter.value,
+        s.id,
+        s.namespace,
+        s.workload,
+        s.app,
+        s.version,
+        s.principal,
+        s.cluster_id,
+        d.id,
+        d.namespace,
+        d.workload,
+        d.app,
+        d.version,
+        d.principal,
+        d.cluster_id,
+        d.external,
+        d.provider,
+        call.port,
+        call.protocol.value,
+        call.method,
+        call.path.partition("?")[0],
+        call.authority,
+        call.status,
+        call.bytes_sent,
+        call.bytes_received,
+        call.duration_ms,
+        call.response_flags,
+        call.reporter.value,
     )
 
 
@@ -121,7 +142,9 @@ class CaptureWriter:
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise CaptureError(f"cannot create capture directory {directory}: {exc.strerror}") from exc
+            raise CaptureError(
+                f"cannot create capture directory {directory}: {exc.strerror}"
+            ) from exc
 
     def append(self, calls: list[Call]) -> None:
         """Buffer calls (cheap; runs on the event loop)."""
@@ -150,7 +173,8 @@ class CaptureWriter:
                 self._file_rows += len(rows)
                 written = len(rows)
             if self._writer is not None and (
-                self._file_rows >= self.rotate_rows or time.monotonic() - self._opened >= self.rotate_seconds
+                self._file_rows >= self.rotate_rows
+                or time.monotonic() - self._opened >= self.rotate_seconds
             ):
                 self._finish()
             return written

@@ -23,18 +23,31 @@ from meshwatch.graph.mesh_graph import MeshGraph
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _EDGE_LABELS = [
-    "source_workload", "source_workload_namespace", "source_app", "source_principal",
-    "destination_workload", "destination_workload_namespace", "destination_app",
-    "destination_service_name", "destination_port", "request_protocol",
+    "source_workload",
+    "source_workload_namespace",
+    "source_app",
+    "source_principal",
+    "destination_workload",
+    "destination_workload_namespace",
+    "destination_app",
+    "destination_service_name",
+    "destination_port",
+    "request_protocol",
 ]
 
 
 def _edge_labels(source: Workload, destination: Workload, port: int, protocol: str) -> list[str]:
     return [
-        source.workload, source.namespace, source.app, source.principal,
-        destination.workload, destination.namespace, destination.app,
+        source.workload,
+        source.namespace,
+        source.app,
+        source.principal,
+        destination.workload,
+        destination.namespace,
+        destination.app,
         destination.workload if destination.external else destination.app,
-        str(port), protocol,
+        str(port),
+        protocol,
     ]
 
 
@@ -55,12 +68,16 @@ class IngestCollector(Collector):
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         c = self._s.counters
-        received = CounterMetricFamily("meshwatch_als_entries_received", "ALS log entries received.", labels=["kind"])
+        received = CounterMetricFamily(
+            "meshwatch_als_entries_received", "ALS log entries received.", labels=["kind"]
+        )
         for kind, n in sorted(c.entries_received.items()):
             received.add_metric([kind], n)
         yield received
         dropped = CounterMetricFamily(
-            "meshwatch_als_entries_dropped", "ALS log entries dropped before decoding.", labels=["kind", "reason"]
+            "meshwatch_als_entries_dropped",
+            "ALS log entries dropped before decoding.",
+            labels=["kind", "reason"],
         )
         for (kind, reason), n in sorted(c.entries_dropped.items()):
             dropped.add_metric([kind, reason], n)
@@ -74,12 +91,20 @@ class IngestCollector(Collector):
             dup.add_metric([kind], n)
         yield dup
         yield CounterMetricFamily(
-            "meshwatch_als_entries_intermediate", "Periodic TCP entries (counted at close).", value=c.entries_intermediate
+            "meshwatch_als_entries_intermediate",
+            "Periodic TCP entries (counted at close).",
+            value=c.entries_intermediate,
         )
-        yield CounterMetricFamily("meshwatch_als_messages", "ALS messages received.", value=c.messages_received)
-        yield CounterMetricFamily("meshwatch_als_received_bytes", "ALS message bytes received.", value=c.bytes_received)
+        yield CounterMetricFamily(
+            "meshwatch_als_messages", "ALS messages received.", value=c.messages_received
+        )
+        yield CounterMetricFamily(
+            "meshwatch_als_received_bytes", "ALS message bytes received.", value=c.bytes_received
+        )
         errors = CounterMetricFamily(
-            "meshwatch_als_decode_errors", "ALS messages that could not be decoded.", labels=["reason"]
+            "meshwatch_als_decode_errors",
+            "ALS messages that could not be decoded.",
+            labels=["reason"],
         )
         for reason, n in sorted(c.decode_errors.items()):
             errors.add_metric([reason], n)
@@ -90,27 +115,41 @@ class IngestCollector(Collector):
         for reason, n in sorted(c.stream_errors.items()):
             stream_errors.add_metric([reason], n)
         yield stream_errors
-        yield CounterMetricFamily("meshwatch_als_streams_opened", "ALS streams opened.", value=c.streams_opened)
-        yield GaugeMetricFamily("meshwatch_als_streams_open", "ALS streams open now.", value=c.streams_open)
+        yield CounterMetricFamily(
+            "meshwatch_als_streams_opened", "ALS streams opened.", value=c.streams_opened
+        )
+        yield GaugeMetricFamily(
+            "meshwatch_als_streams_open", "ALS streams open now.", value=c.streams_open
+        )
         yield CounterMetricFamily(
             "meshwatch_als_stream_reconnects",
             "Streams re-opened by a sidecar seen before; entries flushed in between are lost by Envoy.",
             value=c.stream_reconnects,
         )
         yield CounterMetricFamily(
-            "meshwatch_als_stream_gap_seconds", "Seconds between a stream's close and its sidecar's return.",
+            "meshwatch_als_stream_gap_seconds",
+            "Seconds between a stream's close and its sidecar's return.",
             value=c.stream_gap_seconds,
         )
-        yield GaugeMetricFamily("meshwatch_ingest_queue_depth", "Messages waiting to be decoded.", value=c.queue_depth)
         yield GaugeMetricFamily(
-            "meshwatch_ingest_queue_capacity", "Messages the ingest queue holds before dropping.",
+            "meshwatch_ingest_queue_depth", "Messages waiting to be decoded.", value=c.queue_depth
+        )
+        yield GaugeMetricFamily(
+            "meshwatch_ingest_queue_capacity",
+            "Messages the ingest queue holds before dropping.",
             value=self._s.queue_capacity,
         )
-        yield CounterMetricFamily("meshwatch_calls_recorded", "Calls recorded in the graph.", value=c.calls_recorded)
         yield CounterMetricFamily(
-            "meshwatch_capture_rows_written", "Calls written to Parquet captures.", value=c.capture_rows_written
+            "meshwatch_calls_recorded", "Calls recorded in the graph.", value=c.calls_recorded
         )
-        yield CounterMetricFamily("meshwatch_capture_errors", "Failed capture writes.", value=c.capture_errors)
+        yield CounterMetricFamily(
+            "meshwatch_capture_rows_written",
+            "Calls written to Parquet captures.",
+            value=c.capture_rows_written,
+        )
+        yield CounterMetricFamily(
+            "meshwatch_capture_errors", "Failed capture writes.", value=c.capture_errors
+        )
 
 
 class GraphCollector(Collector):
@@ -121,10 +160,16 @@ class GraphCollector(Collector):
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         graph = self._s.graph()
-        yield GaugeMetricFamily("meshwatch_graph_nodes", "Nodes in the live graph.", value=len(graph.nodes))
-        yield GaugeMetricFamily("meshwatch_graph_edges", "Edges in the live graph.", value=len(graph.edges))
+        yield GaugeMetricFamily(
+            "meshwatch_graph_nodes", "Nodes in the live graph.", value=len(graph.nodes)
+        )
+        yield GaugeMetricFamily(
+            "meshwatch_graph_edges", "Edges in the live graph.", value=len(graph.edges)
+        )
         requests = CounterMetricFamily(
-            "meshwatch_edge_requests", "Calls seen on each live edge since it appeared.", labels=_EDGE_LABELS
+            "meshwatch_edge_requests",
+            "Calls seen on each live edge since it appeared.",
+            labels=_EDGE_LABELS,
         )
         nodes = graph.nodes
         for (source_id, destination_id, port), edge in graph.edges.items():

@@ -1,0 +1,150 @@
+"""``meshwatch bench ingest``: end-to-end ALS ingest rate versus plain upb parsing.
+
+For each batch size (25, 100 entries per message) and stream count (1, 4), a driver process
+streams pre-serialized ~700-byte HTTP entries over gRPC on loopback; this process runs the
+real receiver, pipeline and graph. In the same run it measures how fast plain upb parsing of
+the same messages goes: that is the physical reference, and the ratio is the figure to
+compare across machines. Then it feeds 10 million entries over 1,000 edges through decode
+and graph (time advancing, so windows slide) and prints RSS as it goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import sys
+import time
+from collections.abc import Iterator
+
+from envoy.service.accesslog.v3 import als_pb2
+
+from meshwatch.bench.entries import first_message, http_entry, http_messages
+from meshwatch.decoding.streams import StreamDecoder
+from meshwatch.graph.mesh_graph import GraphLimits, MeshGraph
+from meshwatch.identity.resolving import IdentityResolver
+from meshwatch.runtime.serving import Service, build_service, run_service
+from meshwatch.settings import HostPort, Settings
+
+CALLERS = 50
+
+
+def parse_rate(messages: list[bytes], batch: int, seconds: float = 1.5) -> float:
+    """Entries per second of ``StreamAccessLogsMessage.FromString`` alone."""
+    parse = als_pb2.StreamAccessLogsMessage.FromString
+    n = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for m in messages:
+            parse(m)
+        n += len(messages)
+    return n * batch / (time.perf_counter() - start)
+
+
+def _processed(service: Service) -> int:
+    c = service.counters
+    return c.calls_recorded + sum(c.entries_duplicate.values())
+
+
+async def e2e_rate(batch: int, streams: int, seconds: float) -> dict[str, float]:
+    """Run receiver + pipeline here and a driver process against it; entries/s processed."""
+    settings = Settings(als_listen=HostPort("127.0.0.1", 0), http_listen=HostPort("127.0.0.1", 0), log_level="ERROR")
+    service = build_service(settings)
+    ready = asyncio.Event()
+    server = asyncio.create_task(run_service(service, lambda _: ready.set()))
+    await ready.wait()
+    driver = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "meshwatch.bench.driver", "--port", str(service.als_port),
+        "--streams", str(streams), "--batch", str(batch), "--seconds", str(seconds + 1.0),
+        "--callers", str(CALLERS), stdout=asyncio.subprocess.PIPE,
+    )
+    while service.counters.messages_received == 0:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(1.0)  # warm-up: caches, first slices
+    t0, n0 = time.perf_counter(), _processed(service)
+    await asyncio.sleep(seconds)
+    t1, n1 = time.perf_counter(), _processed(service)
+    out, _ = await driver.communicate()
+    sent = json.loads(out or b"{}")
+    service.stop.set()
+    await server
+    dropped = sum(service.counters.entries_dropped.values())
+    return {
+        "rate": (n1 - n0) / (t1 - t0),
+        "sent": float(sent.get("entries", 0)),
+        "dropped": float(dropped),
+        "edges": float(len(service.graph.edges)),
+    }
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_run(total: int, edges: int) -> Iterator[str]:
+    """Decode + graph for ``total`` entries over ``edges`` edges; RSS at checkpoints."""
+    import random
+
+    reporters = 20
+    callers = max(1, edges // reporters)
+    resolver = IdentityResolver("cluster.local", "cluster.local")
+    graph = MeshGraph(GraphLimits())
+    decoders = []
+    for r in range(reporters):
+        d = StreamDecoder(resolver)
+        d.decode(als_pb2.StreamAccessLogsMessage.FromString(first_message(r)))
+        decoders.append(d)
+    rng = random.Random(11)
+    batch = 100
+    # One template message per reporter; start times are rewritten each step so slices slide.
+    templates = []
+    for r in range(reporters):
+        m = als_pb2.StreamAccessLogsMessage()
+        for i in range(batch):
+            m.http_logs.log_entry.append(http_entry(rng, (i + r) % callers, 0))
+        templates.append(m)
+    t = time.time()
+    done = 0
+    checkpoint = total // 10
+    start = time.perf_counter()
+    yield f"rss: {'entries':>12} {'edges':>6} {'RSS MB':>8}"
+    yield f"rss: {0:>12,} {0:>6} {_rss_mb():>8.1f}"
+    step = 0
+    while done < total:
+        step += 1
+        t += 0.5
+        for r, m in enumerate(templates):
+            for e in m.http_logs.log_entry:
+                e.common_properties.start_time.seconds = int(t)
+            data = m.SerializeToString()
+            graph.record_all(decoders[r].decode(als_pb2.StreamAccessLogsMessage.FromString(data)).calls)
+            done += batch
+            if done % checkpoint == 0:
+                graph.expire(t)
+                yield f"rss: {done:>12,} {len(graph.edges):>6} {_rss_mb():>8.1f}"
+    elapsed = time.perf_counter() - start
+    yield f"rss: {total:,} entries in {elapsed:.1f}s ({total / elapsed:,.0f} entries/s incl. re-serialising)"
+
+
+def run_ingest_benchmark(seconds: float, rss_entries: int, edges: int) -> Iterator[str]:
+    """All figures, one printed line each."""
+    yield "meshwatch bench ingest: end-to-end = gRPC receive + upb parse + identity + dedupe + graph update"
+    sample = http_messages(20, 100, CALLERS, 0, time.time())
+    size = sum(map(len, sample)) / (20 * 100)
+    yield f"entry size: {size:.0f} bytes serialized"
+    yield f"{'batch':>5} {'streams':>7} {'parse-only/s':>13} {'end-to-end/s':>13} {'ratio':>6} {'dropped':>9} {'edges':>6}"
+    for batch in (25, 100):
+        messages = http_messages(max(1, 2000 // batch), batch, CALLERS, 0, time.time())
+        for streams in (1, 4):
+            reference = parse_rate(messages, batch)
+            result = asyncio.run(e2e_rate(batch, streams, seconds))
+            yield (
+                f"{batch:>5} {streams:>7} {reference:>13,.0f} {result['rate']:>13,.0f} "
+                f"{result['rate'] / reference:>6.2f} {result['dropped']:>9,.0f} {result['edges']:>6.0f}"
+            )
+    if rss_entries > 0:
+        yield from rss_run(rss_entries, edges)
