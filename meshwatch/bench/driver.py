@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
 
 import grpc
 
@@ -15,10 +16,12 @@ from meshwatch.bench.entries import first_message, http_messages
 METHOD = "/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs"
 
 
-async def _stream(channel: grpc.aio.Channel, reporter: int, messages: list[bytes], until: float, sent: list[int]) -> None:
+async def _stream(
+    channel: grpc.aio.Channel, reporter: int, messages: list[bytes], until: float, sent: list[int]
+) -> None:
     call = channel.stream_unary(METHOD, request_serializer=None, response_deserializer=None)
 
-    async def requests():  # type: ignore[no-untyped-def]
+    async def requests() -> AsyncIterator[bytes]:
         yield first_message(reporter)
         i = 0
         while time.monotonic() < until:
@@ -29,13 +32,19 @@ async def _stream(channel: grpc.aio.Channel, reporter: int, messages: list[bytes
     await call(requests())
 
 
-async def drive(port: int, streams: int, batch: int, seconds: float, callers: int) -> dict[str, int]:
+async def drive(
+    port: int, streams: int, batch: int, seconds: float, callers: int
+) -> dict[str, int]:
     """Send for ``seconds``; returns how many messages were sent."""
-    per_stream = [http_messages(max(1, 2000 // batch), batch, callers, r, time.time()) for r in range(streams)]
+    per_stream = [
+        http_messages(max(1, 2000 // batch), batch, callers, r, time.time()) for r in range(streams)
+    ]
     sent = [0]
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         until = time.monotonic() + seconds
-        await asyncio.gather(*(_stream(channel, r, per_stream[r], until, sent) for r in range(streams)))
+        await asyncio.gather(
+            *(_stream(channel, r, per_stream[r], until, sent) for r in range(streams))
+        )
     return {"messages": sent[0], "entries": sent[0] * batch}
 
 

@@ -79,7 +79,9 @@ def http_entry(rng: random.Random, caller: int, t: float) -> accesslog_pb2.HTTPA
     tls.peer_certificate_properties.subject_alt_name.add().uri = (
         f"spiffe://cluster.local/ns/shop/sa/client{caller}"
     )
-    tls.local_certificate_properties.subject_alt_name.add().uri = "spiffe://cluster.local/ns/shop/sa/svc"
+    tls.local_certificate_properties.subject_alt_name.add().uri = (
+        "spiffe://cluster.local/ns/shop/sa/svc"
+    )
     c.upstream_request_attempt_count = 1
     c.downstream_wire_bytes_received = rng.randint(300, 2000)
     c.downstream_wire_bytes_sent = rng.randint(300, 20000)
@@ -123,4 +125,7 @@ def http_messages(
 
 def first_message(reporter: int) -> bytes:
     """The identifying first message of a stream (no entries)."""
-    return als_pb2.StreamAccessLogsMessage(identifier=identifier(reporter)).SerializeToString()
+    data: bytes = als_pb2.StreamAccessLogsMessage(
+        identifier=identifier(reporter)
+    ).SerializeToString()
+    return data

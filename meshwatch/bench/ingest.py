@@ -48,15 +48,28 @@ def _processed(service: Service) -> int:
 
 async def e2e_rate(batch: int, streams: int, seconds: float) -> dict[str, float]:
     """Run receiver + pipeline here and a driver process against it; entries/s processed."""
-    settings = Settings(als_listen=HostPort("127.0.0.1", 0), http_listen=HostPort("127.0.0.1", 0), log_level="ERROR")
+    settings = Settings(
+        als_listen=HostPort("127.0.0.1", 0), http_listen=HostPort("127.0.0.1", 0), log_level="ERROR"
+    )
     service = build_service(settings)
     ready = asyncio.Event()
     server = asyncio.create_task(run_service(service, lambda _: ready.set()))
     await ready.wait()
     driver = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "meshwatch.bench.driver", "--port", str(service.als_port),
-        "--streams", str(streams), "--batch", str(batch), "--seconds", str(seconds + 1.0),
-        "--callers", str(CALLERS), stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "meshwatch.bench.driver",
+        "--port",
+        str(service.als_port),
+        "--streams",
+        str(streams),
+        "--batch",
+        str(batch),
+        "--seconds",
+        str(seconds + 1.0),
+        "--callers",
+        str(CALLERS),
+        stdout=asyncio.subprocess.PIPE,
     )
     while service.counters.messages_received == 0:
         await asyncio.sleep(0.01)
@@ -121,7 +134,9 @@ def rss_run(total: int, edges: int) -> Iterator[str]:
             for e in m.http_logs.log_entry:
                 e.common_properties.start_time.seconds = int(t)
             data = m.SerializeToString()
-            graph.record_all(decoders[r].decode(als_pb2.StreamAccessLogsMessage.FromString(data)).calls)
+            graph.record_all(
+                decoders[r].decode(als_pb2.StreamAccessLogsMessage.FromString(data)).calls
+            )
             done += batch
             if done % checkpoint == 0:
                 graph.expire(t)

@@ -61,25 +61,29 @@ class StreamDecoder:
         self.log_name = ""
         self.node_id = ""
 
+    def identify(self, message: als_pb2.StreamAccessLogsMessage) -> Workload:
+        """Take the stream's identity from its first message (``DecodeError`` without one)."""
+        if not message.HasField("identifier") or not message.identifier.node.id:
+            raise DecodeError("first message of an ALS stream carries no node identifier")
+        node = message.identifier.node
+        self.node_id = node.id
+        self.log_name = message.identifier.log_name
+        self.reporter = self._resolver.reporter(node.id, struct_to_dict(node.metadata))
+        return self.reporter
+
     def decode(self, message: als_pb2.StreamAccessLogsMessage) -> DecodeResult:
-        """Decode one message; raises ``DecodeError`` if the stream never identified itself."""
-        if self.reporter is None:
-            if not message.HasField("identifier"):
-                raise DecodeError("first message of an ALS stream carries no identifier")
-            node = message.identifier.node
-            self.node_id = node.id
-            self.log_name = message.identifier.log_name
-            self.reporter = self._resolver.reporter(node.id, struct_to_dict(node.metadata))
+        """Decode one message (identifying the stream first if it has not been)."""
+        reporter = self.reporter if self.reporter is not None else self.identify(message)
         result = DecodeResult()
         kind = message.WhichOneof("log_entries")
         if kind == "http_logs":
             entries = message.http_logs.log_entry
             result.entries = len(entries)
-            self._decode_http(entries, self.reporter, result)
+            self._decode_http(entries, reporter, result)
         elif kind == "tcp_logs":
             tcp_entries = message.tcp_logs.log_entry
             result.entries = len(tcp_entries)
-            self._decode_tcp(tcp_entries, self.reporter, result)
+            self._decode_tcp(tcp_entries, reporter, result)
         return result
 
     # The two loops below are the ingest hot path: every attribute access on a upb message

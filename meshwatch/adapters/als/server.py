@@ -81,7 +81,9 @@ class AlsReceiver:
         self._error_log = RateLimitedLog()
 
     async def stream_access_logs(
-        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[bytes, als_pb2.StreamAccessLogsResponse]
+        self,
+        requests: AsyncIterator[bytes],
+        context: grpc.aio.ServicerContext[bytes, als_pb2.StreamAccessLogsResponse],
     ) -> als_pb2.StreamAccessLogsResponse:
         """One Envoy access-log stream, from first message to close."""
         counters = self.counters

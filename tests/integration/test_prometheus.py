@@ -1,0 +1,92 @@
+"""A real Prometheus (Debian's package; .ci/run installs it) scrapes meshwatch's /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from meshwatch.localmesh.launcher import LocalMesh, free_port
+from tests.conftest import Running, eventually
+from tests.integration.test_envoy_mesh import HTTPBIN_HOST, TOPOLOGY
+
+pytestmark = [pytest.mark.prometheus, pytest.mark.envoy]
+
+
+@pytest.fixture
+def prometheus_binary() -> str:
+    binary = shutil.which("prometheus")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("prometheus is not installed; .ci/run installs Debian's package")
+        pytest.skip("prometheus binary not installed (apt-get install prometheus)")
+    return binary
+
+
+def _start_prometheus(
+    binary: str, workdir: Path, target_port: int, token: str
+) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    config = workdir / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        "scrape_configs:\n"
+        "  - job_name: meshwatch\n"
+        f"    authorization: {{type: Bearer, credentials: {token}}}\n"
+        f"    static_configs: [{{targets: ['127.0.0.1:{target_port}']}}]\n"
+    )
+    process = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(workdir / "prometheus.log").open("wb"),
+    )
+    return process, port
+
+
+async def test_prometheus_scrapes_edges_joinable_with_istio_labels(
+    meshwatch: Any, prometheus_binary: str, tmp_path: Path
+) -> None:
+    mw: Running = await meshwatch(api_token="scrape-token")
+    process, port = _start_prometheus(
+        prometheus_binary, tmp_path, mw.service.http_port, "scrape-token"
+    )
+    try:
+        async with LocalMesh(
+            TOPOLOGY, mw.service.als_port, tmp_path / "mesh", flush_seconds=0.2
+        ) as mesh:
+            for _ in range(7):
+                await mesh.request("sleep", HTTPBIN_HOST, "/")
+
+            async def query() -> list[Any] | None:
+                url = f"http://127.0.0.1:{port}/api/v1/query"
+                promql = 'meshwatch_edge_requests_total{destination_workload="httpbin-v1",source_workload_namespace="default"}'
+                try:
+                    async with (
+                        aiohttp.ClientSession() as s,
+                        s.get(url, params={"query": promql}) as r,
+                    ):
+                        body = await r.json()
+                except (aiohttp.ClientError, OSError):
+                    return None
+                result = body.get("data", {}).get("result", [])
+                return result if result and float(result[0]["value"][1]) >= 7 else None
+
+            (series,) = await eventually(query, timeout=30, interval=0.5)
+        assert series["metric"]["source_workload"] == "sleep"
+        assert series["metric"]["destination_app"] == "httpbin"
+        assert series["metric"]["request_protocol"] == "http"
+        assert float(series["value"][1]) == 7
+    finally:
+        process.terminate()
+        await asyncio.to_thread(process.wait, 10)

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from meshwatch.calls import Call, Protocol, Reporter, Workload
+from meshwatch.graph.mesh_graph import GraphLimits, MeshGraph
+from meshwatch.graph.views import graph_doc
+from meshwatch.graph.windows import OTHER
+
+A = Workload(
+    id="default/productpage", namespace="default", workload="productpage-v1", app="productpage"
+)
+B = Workload(id="default/reviews", namespace="default", workload="reviews-v1", app="reviews")
+C = Workload(id="default/ratings", namespace="default", workload="ratings-v1", app="ratings")
+
+
+def call(
+    t: float,
+    src: Workload = A,
+    dst: Workload = B,
+    status: int = 200,
+    path: str = "/reviews/1",
+    method: str = "GET",
+    sent: int = 10,
+    received: int = 100,
+    ms: float = 5.0,
+) -> Call:
+    return Call(
+        t,
+        src,
+        dst,
+        9080,
+        Protocol.HTTP,
+        method,
+        path,
+        status,
+        sent,
+        received,
+        ms,
+        "",
+        Reporter.SERVER,
+    )
+
+
+def test_window_counts_errors_bytes_and_templates() -> None:
+    g = MeshGraph(GraphLimits(window=60, slices=6))
+    for i in range(100):
+        g.record(
+            call(
+                1000 + i * 0.1,
+                status=503 if i % 10 == 0 else (404 if i % 10 == 1 else 200),
+                path=f"/reviews/{i}",
+                method="POST" if i % 2 else "GET",
+            )
+        )
+    doc = graph_doc(*g.snapshot(1010), window=60)
+    (edge,) = doc["edges"]
+    assert (edge["source"], edge["target"], edge["port"]) == (
+        "default/productpage",
+        "default/reviews",
+        9080,
+    )
+    assert (edge["requests"], edge["errors_5xx"], edge["errors_4xx"]) == (100, 10, 10)
+    assert (edge["bytes_sent"], edge["bytes_received"]) == (1000, 10_000)
+    assert edge["paths"] == {"/reviews/{num}": 100}
+    assert edge["methods"] == {"GET": 50, "POST": 50}
+    assert 4.8 <= edge["latency_p50_ms"] <= 5.2
+    assert {n["id"] for n in doc["nodes"]} == {"default/productpage", "default/reviews"}
+
+
+def test_window_slides_and_old_slices_leave() -> None:
+    g = MeshGraph(GraphLimits(window=60, slices=6))
+    for i in range(30):
+        g.record(call(1000 + i))  # t = 1000..1029
+    _, (view,) = g.snapshot(1029)
+    assert view.stats.requests == 30
+    _, (view,) = g.snapshot(1075)  # window now covers [1020, 1080)
+    assert view.stats.requests == 10
+    _, (view,) = g.snapshot(1200)
+    assert view.stats.requests == 0 and view.total_requests == 30
+
+
+def test_distinct_paths_and_methods_are_bounded() -> None:
+    g = MeshGraph(GraphLimits(max_paths=8, max_methods=2))
+    for i in range(500):
+        g.record(call(1000, path=f"/p{i}/x", method=("GET", "PUT", "PATCH", "DELETE")[i % 4]))
+    _, (view,) = g.snapshot(1000)
+    assert len(view.stats.paths) == 9 and view.stats.paths[OTHER] == 492
+    assert set(view.stats.methods) == {"GET", "PUT", OTHER}
+
+
+def test_stale_edges_and_nodes_age_out() -> None:
+    g = MeshGraph(GraphLimits(edge_ttl=100))
+    g.record(call(1000))
+    g.record(call(1150, src=B, dst=C))
+    assert g.expire(1160) == (1, 1)
+    assert set(g.nodes) == {B.id, C.id}
+    assert list(g.edges) == [(B.id, C.id, 9080)]
+
+
+def test_memory_grows_with_edges_not_requests() -> None:
+    g = MeshGraph(GraphLimits(window=60, slices=6))
+    for i in range(20_000):
+        g.record(call(1000 + i * 0.05, path=f"/reviews/{i}"))
+    edge = g.edges[(A.id, B.id, 9080)]
+    assert len(edge.window.slices) <= 6
+    assert sum(len(s.paths) for s in edge.window.slices) <= 6
+    assert all(len(s.latency.buckets) < 50 for s in edge.window.slices)
+
+
+def test_windows_from_two_receivers_merge() -> None:
+    g1, g2, both = MeshGraph(GraphLimits()), MeshGraph(GraphLimits()), MeshGraph(GraphLimits())
+    for i in range(200):
+        c = call(1000 + i * 0.1, status=500 if i % 7 == 0 else 200, ms=float(i))
+        (g1 if i % 2 else g2).record(c)
+        both.record(c)
+    _, (v1,) = g1.snapshot(1020)
+    _, (v2,) = g2.snapshot(1020)
+    _, (vb,) = both.snapshot(1020)
+    v1.stats.merge(v2.stats)
+    assert (v1.stats.requests, v1.stats.errors_5xx) == (vb.stats.requests, vb.stats.errors_5xx)
+    assert v1.stats.latency_ms(0.99) == vb.stats.latency_ms(0.99)
