@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from envoy.service.accesslog.v3 import als_pb2
 
 from meshwatch.bench.entries import first_message, http_entry, http_messages
+from meshwatch.decoding.lite import parse
 from meshwatch.decoding.streams import StreamDecoder
 from meshwatch.graph.mesh_graph import GraphLimits, MeshGraph
 from meshwatch.identity.resolving import IdentityResolver
@@ -109,7 +110,7 @@ def rss_run(total: int, edges: int) -> Iterator[str]:
     decoders = []
     for r in range(reporters):
         d = StreamDecoder(resolver)
-        d.decode(als_pb2.StreamAccessLogsMessage.FromString(first_message(r)))
+        d.decode(parse(first_message(r)))
         decoders.append(d)
     rng = random.Random(11)
     batch = 100

@@ -2,7 +2,7 @@
 
 ``/reviews/123`` → ``/reviews/{num}``, ``/orders/0b5e…-…`` → ``/orders/{uuid}``, long hex or
 token-like segments → ``{id}``. Query strings are dropped (they may hold secrets and they
-explode cardinality). Results are cached per raw path, with a bounded cache.
+explode cardinality). The graph caches results per raw path, in a bounded cache.
 """
 
 from __future__ import annotations
@@ -33,23 +33,3 @@ def template_path(path: str) -> str:
     """Template a whole path (no caching)."""
     path = path.partition("?")[0].partition("#")[0][:MAX_PATH_CHARS]
     return "/".join(template_segment(s) for s in path.split("/"))
-
-
-class PathTemplater:
-    """Cached ``template_path``; the cache is cleared when full so memory stays bounded."""
-
-    __slots__ = ("_cache", "_max")
-
-    def __init__(self, max_entries: int = 100_000) -> None:
-        self._cache: dict[str, str] = {}
-        self._max = max_entries
-
-    def __call__(self, path: str) -> str:
-        cached = self._cache.get(path)
-        if cached is not None:
-            return cached
-        template = template_path(path)
-        if len(self._cache) >= self._max:
-            self._cache.clear()
-        self._cache[path] = template
-        return template

@@ -22,14 +22,14 @@ MIN_VALUE = 1e-3  # values at or below this (ms) count in the zero bucket
 class QuantileSketch:
     """Quantile sketch for non-negative values (latencies in ms)."""
 
-    __slots__ = ("_gamma", "_inv_log_gamma", "accuracy", "buckets", "count", "max_buckets", "zero")
+    __slots__ = ("_gamma", "accuracy", "buckets", "count", "inv_log_gamma", "max_buckets", "zero")
 
     def __init__(self, accuracy: float = DEFAULT_ACCURACY, max_buckets: int = 2048) -> None:
         if not 0 < accuracy < 1:
             raise ValueError("accuracy must be in (0, 1)")
         self.accuracy = accuracy
         self._gamma = (1 + accuracy) / (1 - accuracy)
-        self._inv_log_gamma = 1.0 / math.log(self._gamma)
+        self.inv_log_gamma = 1.0 / math.log(self._gamma)
         self.max_buckets = max_buckets
         self.buckets: dict[int, int] = {}
         self.zero = 0
@@ -41,11 +41,11 @@ class QuantileSketch:
         if value <= MIN_VALUE:
             self.zero += 1
             return
-        key = math.ceil(math.log(value) * self._inv_log_gamma)
+        key = math.ceil(math.log(value) * self.inv_log_gamma)
         buckets = self.buckets
         buckets[key] = buckets.get(key, 0) + 1
         if len(buckets) > self.max_buckets:
-            self._collapse()
+            self.collapse()
 
     def merge(self, other: QuantileSketch) -> None:
         """Add another sketch's counts into this one (same accuracy required)."""
@@ -57,7 +57,7 @@ class QuantileSketch:
         for key, n in other.buckets.items():
             buckets[key] = buckets.get(key, 0) + n
         if len(buckets) > self.max_buckets:
-            self._collapse()
+            self.collapse()
 
     def quantile(self, q: float) -> float:
         """The q-quantile (0..1), or ``nan`` when empty."""
@@ -80,7 +80,8 @@ class QuantileSketch:
         clone.merge(self)
         return clone
 
-    def _collapse(self) -> None:
+    def collapse(self) -> None:
+        """Fold the lowest buckets together until at most ``max_buckets`` remain."""
         keys = sorted(self.buckets)
         excess = len(keys) - self.max_buckets
         target = keys[excess]

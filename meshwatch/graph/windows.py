@@ -23,6 +23,7 @@ class Slice:
     __slots__ = (
         "bytes_received",
         "bytes_sent",
+        "end",
         "errors_4xx",
         "errors_5xx",
         "index",
@@ -32,8 +33,9 @@ class Slice:
         "requests",
     )
 
-    def __init__(self, index: int) -> None:
+    def __init__(self, index: int, end: float) -> None:
         self.index = index
+        self.end = end  # first instant after this slice
         self.requests = 0
         self.errors_5xx = 0
         self.errors_4xx = 0
@@ -42,6 +44,22 @@ class Slice:
         self.latency = QuantileSketch()
         self.paths: dict[str, int] = {}
         self.methods: dict[str, int] = {}
+
+    def absorb(self, other: Slice) -> None:
+        """Add another slice of the same index into this one."""
+        self.requests += other.requests
+        self.errors_5xx += other.errors_5xx
+        self.errors_4xx += other.errors_4xx
+        self.bytes_sent += other.bytes_sent
+        self.bytes_received += other.bytes_received
+        self.latency.merge(other.latency)
+        _add_counts(self.paths, other.paths)
+        _add_counts(self.methods, other.methods)
+
+
+def _add_counts(into: dict[str, int], other: dict[str, int]) -> None:
+    for key, n in other.items():
+        into[key] = into.get(key, 0) + n
 
 
 def bump(counter: dict[str, int], key: str, cap: int) -> None:
@@ -75,10 +93,8 @@ class WindowStats:
         self.bytes_sent += part.bytes_sent
         self.bytes_received += part.bytes_received
         self.latency.merge(part.latency)
-        for key, n in part.paths.items():
-            self.paths[key] = self.paths.get(key, 0) + n
-        for key, n in part.methods.items():
-            self.methods[key] = self.methods.get(key, 0) + n
+        _add_counts(self.paths, part.paths)
+        _add_counts(self.methods, part.methods)
 
     def merge(self, other: WindowStats) -> None:
         """Merge another window (e.g. from another receiver replica) into this one."""
@@ -88,10 +104,8 @@ class WindowStats:
         self.bytes_sent += other.bytes_sent
         self.bytes_received += other.bytes_received
         self.latency.merge(other.latency)
-        for key, n in other.paths.items():
-            self.paths[key] = self.paths.get(key, 0) + n
-        for key, n in other.methods.items():
-            self.methods[key] = self.methods.get(key, 0) + n
+        _add_counts(self.paths, other.paths)
+        _add_counts(self.methods, other.methods)
 
     def latency_ms(self, q: float) -> float | None:
         """A latency quantile in ms, or ``None`` when the window is empty."""
@@ -120,12 +134,28 @@ class SlidingWindow:
         current = self.current
         if current is not None and index <= current.index:
             return current
-        fresh = Slice(index)
+        fresh = Slice(index, (index + 1) * self.slice_seconds)
         oldest = index - self.n_slices + 1
         self.slices = [s for s in self.slices if s.index >= oldest]
         self.slices.append(fresh)
         self.current = fresh
         return fresh
+
+    def absorb(self, other: SlidingWindow) -> None:
+        """Merge another ring slice by slice (slices of the same index add up)."""
+        by_index = {s.index: s for s in self.slices}
+        for part in other.slices:
+            mine = by_index.get(part.index)
+            if mine is None:
+                self.slices.append(part)
+                by_index[part.index] = part
+            else:
+                mine.absorb(part)
+        self.slices.sort(key=lambda s: s.index)
+        newest = self.slices[-1] if self.slices else None
+        oldest = newest.index - self.n_slices + 1 if newest is not None else 0
+        self.slices = [s for s in self.slices if s.index >= oldest]
+        self.current = newest
 
     def stats(self, now: float) -> WindowStats:
         """Merge the slices still inside the window ending at ``now``."""

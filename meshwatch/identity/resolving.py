@@ -35,21 +35,38 @@ class IdentityResolver:
         self._callers: dict[str, Workload] = {}
         self._hosts: dict[str, Workload] = {}
         self._peers: dict[tuple[Any, ...], Workload] = {}
+        self._aliases: list[tuple[str, Workload]] = []
+        self.generation = 0
+        """Bumped whenever an identity handed out earlier changes; decoders drop their caches."""
 
     def reporter(self, node_id: str, metadata: Mapping[str, Any]) -> Workload:
-        """Identity of a sidecar from its stream's first message; remembered for callers."""
+        """Identity of a sidecar from its stream's first message; remembered for callers.
+
+        A caller seen earlier by its certificate alone was keyed ``<ns>/sa:<sa>``. When its own
+        sidecar now tells us its app, that key is recorded as an alias of the app's key, so the
+        graph can merge the two nodes: one actor, one node, whichever side spoke first.
+        """
         workload = workload_from_node(node_id, metadata, self.trust_domain)
         principal = workload.principal
         if principal and principal not in self._ambiguous:
             known = self._by_principal.get(principal)
             if known is None:
                 self._by_principal[principal] = workload
-                self._callers.pop(principal, None)
+                fallback = self._callers.pop(principal, None)
+                if fallback is not None and fallback.id != workload.id:
+                    self._aliases.append((fallback.id, workload))
+                    self.generation += 1
             elif known.id != workload.id:
                 self._ambiguous.add(principal)
                 del self._by_principal[principal]
                 self._callers.pop(principal, None)
+                self.generation += 1
         return workload
+
+    def take_aliases(self) -> list[tuple[str, Workload]]:
+        """Node ids that turned out to name a known workload since the last call."""
+        aliases, self._aliases = self._aliases, []
+        return aliases
 
     def caller(self, principal: str) -> Workload:
         """A caller known only by its certificate's SPIFFE URI SAN."""

@@ -45,6 +45,8 @@ class Pipeline:
         counters = self.counters
         graph = self.graph
         capture = self.capture
+        resolver = self.receiver.resolver
+        generation = resolver.generation
         while True:
             decoder, message = await queue.get()
             batch = [(decoder, message)]
@@ -65,6 +67,11 @@ class Pipeline:
                 if result.duplicates:
                     counters.entries_duplicate[kind] += result.duplicates
                 counters.entries_intermediate += result.intermediate
+                if resolver.generation != generation:
+                    generation = resolver.generation
+                    for old_id, workload in resolver.take_aliases():
+                        moved = graph.merge_node(old_id, workload)
+                        log.info("identity %s is %s: merged %d edges", old_id, workload.id, moved)
                 graph.record_all(result.calls)
                 counters.calls_recorded += len(result.calls)
                 if capture is not None:

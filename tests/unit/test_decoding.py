@@ -9,7 +9,8 @@ from envoy.service.accesslog.v3 import als_pb2
 from google.protobuf import struct_pb2, wrappers_pb2
 
 from meshwatch.calls import Protocol, Reporter
-from meshwatch.decoding.streams import StreamDecoder
+from meshwatch.decoding.lite import parse
+from meshwatch.decoding.streams import DecodeResult, StreamDecoder
 from meshwatch.errors import DecodeError
 from meshwatch.identity.resolving import IdentityResolver
 
@@ -57,8 +58,18 @@ def http(
     return e
 
 
-def decoder() -> StreamDecoder:
-    return StreamDecoder(IdentityResolver("cluster.local", "cluster.local"))
+class Decoder:
+    """Decodes full messages the way the receiver does: serialized, then parsed as the view type."""
+
+    def __init__(self) -> None:
+        self.stream = StreamDecoder(IdentityResolver("cluster.local", "cluster.local"))
+
+    def decode(self, message: als_pb2.StreamAccessLogsMessage) -> DecodeResult:
+        return self.stream.decode(parse(message.SerializeToString()))
+
+
+def decoder() -> Decoder:
+    return Decoder()
 
 
 def test_inbound_entry_names_caller_by_principal_and_callee_by_node() -> None:

@@ -118,3 +118,20 @@ def test_windows_from_two_receivers_merge() -> None:
     v1.stats.merge(v2.stats)
     assert (v1.stats.requests, v1.stats.errors_5xx) == (vb.stats.requests, vb.stats.errors_5xx)
     assert v1.stats.latency_ms(0.99) == vb.stats.latency_ms(0.99)
+
+
+def test_a_principal_only_node_merges_into_the_app_it_turns_out_to_be() -> None:
+    g = MeshGraph(GraphLimits())
+    early = Workload(id="default/sa:bookinfo-productpage", namespace="default")
+    g.record(call(1000, src=early, status=500))
+    g.record(call(1001, src=early))
+    g.record(call(1002))  # A = default/productpage, same edge once merged
+    g.record(call(1003, src=early, dst=C))
+    assert g.merge_node(early.id, A) == 2
+    assert set(g.nodes) == {A.id, B.id, C.id}
+    _, views = g.snapshot(1005)
+    by_target = {v.key.destination: v for v in views}
+    assert by_target[B.id].stats.requests == 3
+    assert by_target[B.id].stats.errors_5xx == 1
+    assert by_target[B.id].first_seen == 1000
+    assert by_target[C.id].key.source == A.id

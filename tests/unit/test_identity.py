@@ -174,3 +174,18 @@ def test_resolver_hosts() -> None:
     svc = resolver.host("ratings.default.svc.cluster.local")
     assert (svc.id, svc.external) == ("default/ratings", False)
     assert resolver.host("10.0.0.7:5432").provider == "ip"
+
+
+def test_resolver_reports_an_alias_when_a_fallback_identity_is_explained() -> None:
+    resolver = IdentityResolver("cluster.local", "cluster.local")
+    generation = resolver.generation
+    early = resolver.caller("spiffe://cluster.local/ns/default/sa/sleep")
+    assert early.id == "default/sa:sleep"
+    resolver.reporter(
+        "sidecar~1.1.1.1~sleep-1.default~default.svc.cluster.local",
+        {"NAMESPACE": "default", "SERVICE_ACCOUNT": "sleep", "LABELS": {"app": "sleep"}},
+    )
+    assert resolver.generation != generation
+    ((old, new),) = resolver.take_aliases()
+    assert (old, new.id) == ("default/sa:sleep", "default/sleep")
+    assert resolver.take_aliases() == []

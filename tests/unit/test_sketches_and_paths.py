@@ -4,7 +4,10 @@ import random
 
 import pytest
 
-from meshwatch.graph.paths import PathTemplater, template_path
+from meshwatch.calls import Call, Protocol, Reporter, Workload
+from meshwatch.graph import mesh_graph
+from meshwatch.graph.mesh_graph import GraphLimits, MeshGraph
+from meshwatch.graph.paths import template_path
 from meshwatch.graph.sketches import QuantileSketch
 
 
@@ -64,8 +67,38 @@ def test_path_templates(raw: str, template: str) -> None:
     assert template_path(raw) == template
 
 
-def test_path_cache_is_bounded() -> None:
-    templater = PathTemplater(max_entries=100)
+def test_graph_inlined_hot_path_matches_the_readable_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mesh_graph, "_MAX_TEMPLATES", 100)
+    a, b = Workload(id="a"), Workload(id="b")
+    graph = MeshGraph(GraphLimits(window=60, slices=6))
+    reference = QuantileSketch()
+    rng = random.Random(9)
     for i in range(1000):
-        assert templater(f"/x/{i}") == "/x/{num}"
-    assert len(templater._cache) <= 100
+        ms = rng.lognormvariate(1.0, 1.5) if i % 50 else 0.0
+        reference.add(ms)
+        graph.record(
+            Call(
+                1000.0,
+                a,
+                b,
+                80,
+                Protocol.HTTP,
+                "GET",
+                f"/x/{i}",
+                200,
+                0,
+                0,
+                ms,
+                "",
+                Reporter.SERVER,
+            )
+        )
+    part = graph.edges[("a", "b", 80)].window.current
+    assert part is not None
+    assert (part.latency.buckets, part.latency.zero, part.latency.count) == (
+        reference.buckets,
+        reference.zero,
+        reference.count,
+    )
+    assert part.paths == {"/x/{num}": 1000}
+    assert len(graph._template_cache) <= 100

@@ -18,12 +18,13 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from envoy.service.accesslog.v3 import als_pb2
-from google.protobuf.message import DecodeError as ProtoDecodeError
 
 from meshwatch.counters import IngestCounters
+from meshwatch.decoding.lite import parse
 from meshwatch.decoding.streams import StreamDecoder
 from meshwatch.errors import DecodeError
 from meshwatch.identity.resolving import IdentityResolver
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 
 SERVICE = "envoy.service.accesslog.v3.AccessLogService"
 METHOD = "StreamAccessLogs"
-QueueItem = tuple[StreamDecoder, als_pb2.StreamAccessLogsMessage]
+QueueItem = tuple[StreamDecoder, Any]  # (decoder, lite.LiteStream message)
 
 
 class RateLimitedLog:
@@ -55,7 +56,7 @@ class RateLimitedLog:
         self._suppressed = 0
 
 
-def _kind_and_count(message: als_pb2.StreamAccessLogsMessage) -> tuple[str, int]:
+def _kind_and_count(message: Any) -> tuple[str, int]:
     kind = message.WhichOneof("log_entries")
     if kind == "http_logs":
         return "http", len(message.http_logs.log_entry)
@@ -96,15 +97,14 @@ class AlsReceiver:
                 counters.messages_received += 1
                 counters.bytes_received += len(raw)
                 try:
-                    message = als_pb2.StreamAccessLogsMessage.FromString(raw)
+                    reason = "malformed"
+                    message = parse(raw)
                     if decoder.reporter is None:
-                        decoder.decode(
-                            als_pb2.StreamAccessLogsMessage(identifier=message.identifier)
-                        )
+                        reason = "no_identifier"
+                        decoder.identify(message.identifier)
                         stream_key = f"{decoder.node_id}|{decoder.log_name}"
                         self._note_reconnect(stream_key)
-                except (ProtoDecodeError, DecodeError) as exc:
-                    reason = "no_identifier" if isinstance(exc, DecodeError) else "malformed"
+                except DecodeError as exc:
                     counters.decode_errors[reason] += 1
                     counters.stream_errors[reason] += 1
                     self._error_log.warning("closing ALS stream from %s: %s", context.peer(), exc)
