@@ -91,7 +91,7 @@ async def run_service(service: Service, on_ready: Callable[[Service], None] | No
         log.warning("HTTP API listens on %s without a bearer token", settings.http_listen)
 
     server, service.als_port = await start_server(
-        receiver, settings.als_listen, settings.max_message_bytes
+        receiver.stream_access_logs, settings.als_listen, settings.max_message_bytes
     )
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.grace_seconds)
     await runner.setup()

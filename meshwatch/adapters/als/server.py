@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -146,10 +146,17 @@ def _identity(data: bytes) -> bytes:
     return data
 
 
+StreamHandler = Callable[
+    [AsyncIterator[bytes], "grpc.aio.ServicerContext[bytes, als_pb2.StreamAccessLogsResponse]"],
+    Awaitable[als_pb2.StreamAccessLogsResponse],
+]
+
+
 async def start_server(
-    receiver: AlsReceiver, listen: HostPort, max_message_bytes: int
+    stream_handler: StreamHandler, listen: HostPort, max_message_bytes: int
 ) -> tuple[grpc.aio.Server, int]:
-    """Start the gRPC server; returns it and the bound port (``OSError`` if it cannot bind)."""
+    """Serve ``StreamAccessLogs`` with ``stream_handler`` (raw bytes in); returns the server and
+    the bound port (``OSError`` if it cannot bind)."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
@@ -163,7 +170,7 @@ async def start_server(
         SERVICE,
         {
             METHOD: grpc.stream_unary_rpc_method_handler(
-                receiver.stream_access_logs,
+                stream_handler,
                 request_deserializer=_identity,
                 response_serializer=als_pb2.StreamAccessLogsResponse.SerializeToString,
             )
