@@ -50,6 +50,42 @@ def _parser() -> argparse.ArgumentParser:
         "--duration", type=float, default=0, help="stop after SECONDS (default: run until Ctrl-C)"
     )
     demo.add_argument("--rate", type=float, default=20.0, help="requests per second into the mesh")
+    audit = sub.add_parser(
+        "audit",
+        help="check Istio configuration for security and compliance (files, stdin or --cluster)",
+        description="Exit status: 0 clean, 1 findings at or above --fail-on, 2 usage or input error.",
+    )
+    audit.add_argument("paths", nargs="*", help="YAML files or directories; '-' reads stdin")
+    audit.add_argument(
+        "--cluster", action="store_true", help="audit the live cluster (kubeconfig or in-cluster)"
+    )
+    audit.add_argument(
+        "--kubeconfig",
+        help="kubeconfig file (default: in-cluster, then $KUBECONFIG / ~/.kube/config)",
+    )
+    audit.add_argument("--context", help="kubeconfig context")
+    audit.add_argument(
+        "--include-secrets",
+        action="store_true",
+        help="list Secrets (names only) to check Gateway credentialName; needs list on secrets",
+    )
+    audit.add_argument(
+        "--root-namespace", default="istio-system", help="Istio root namespace in the cluster"
+    )
+    audit.add_argument(
+        "--format", dest="output_format", choices=("table", "json", "sarif"), default="table"
+    )
+    audit.add_argument("--fail-on", default="error", help="info, warning or error (default error)")
+    audit.add_argument(
+        "--suppress",
+        action="append",
+        default=[],
+        metavar="CODE=Kind/ns/name",
+        help="suppress a finding (globs allowed); repeatable",
+    )
+    audit.add_argument(
+        "--list-checks", action="store_true", help="list checks, codes and references"
+    )
     bench = sub.add_parser("bench", help="benchmarks")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
     ingest = bench_sub.add_parser("ingest", help="ALS ingest throughput versus plain upb parsing")
@@ -96,6 +132,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             for line in run_ingest_benchmark(args.seconds, args.rss_entries, args.edges):
                 print(line, flush=True)
             return EXIT_OK
+        if args.command == "audit":
+            from meshwatch.audit_command import AuditRequest, list_checks, run_audit
+
+            if args.list_checks:
+                print_line(list_checks(args.output_format))
+                return EXIT_OK
+            request = AuditRequest(
+                paths=args.paths,
+                cluster=args.cluster,
+                kubeconfig=args.kubeconfig,
+                context=args.context,
+                include_secrets=args.include_secrets,
+                root_namespace=args.root_namespace,
+                output_format=args.output_format,
+                fail_on=args.fail_on,
+                suppress=args.suppress,
+            )
+            return run_audit(request, print_line)
         settings = _settings(args)
         _logging(settings.log_level)
         if args.command == "serve":

@@ -1,0 +1,1 @@
+"""Kubernetes API access. The only place meshwatch imports the ``kubernetes`` client."""

@@ -1,0 +1,223 @@
+"""Read (and later write) cluster objects through the official ``kubernetes`` client.
+
+``ApiException`` never leaves this module: it becomes ``KubeError`` with the HTTP status,
+so callers can tell "not installed" (404) from "not allowed" (403) from "broken" (5xx).
+Least privilege: the audit only lists; Secrets are read only when asked, and only their
+names are kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kubernetes
+import yaml
+from kubernetes.client.exceptions import ApiException
+
+from meshwatch.compliance.meshconfig import mesh_config_resource
+from meshwatch.compliance.resources import Resource, from_object
+from meshwatch.errors import MeshwatchError
+
+# (kind, group, version, plural) of the Istio resources the audit reads; the first served
+# version of each group wins.
+ISTIO_RESOURCES: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
+    ("AuthorizationPolicy", "security.istio.io", ("v1", "v1beta1"), "authorizationpolicies"),
+    ("PeerAuthentication", "security.istio.io", ("v1", "v1beta1"), "peerauthentications"),
+    ("RequestAuthentication", "security.istio.io", ("v1", "v1beta1"), "requestauthentications"),
+    ("DestinationRule", "networking.istio.io", ("v1", "v1beta1", "v1alpha3"), "destinationrules"),
+    ("VirtualService", "networking.istio.io", ("v1", "v1beta1", "v1alpha3"), "virtualservices"),
+    ("Gateway", "networking.istio.io", ("v1", "v1beta1", "v1alpha3"), "gateways"),
+    ("ServiceEntry", "networking.istio.io", ("v1", "v1beta1", "v1alpha3"), "serviceentries"),
+    ("Sidecar", "networking.istio.io", ("v1", "v1beta1", "v1alpha3"), "sidecars"),
+    ("EnvoyFilter", "networking.istio.io", ("v1alpha3",), "envoyfilters"),
+    ("Telemetry", "telemetry.istio.io", ("v1", "v1alpha1"), "telemetries"),
+)
+CORE_LISTS = (("Namespace", "list_namespace"), ("Service", "list_service_for_all_namespaces"))
+APPS_LISTS = (
+    ("Deployment", "list_deployment_for_all_namespaces"),
+    ("StatefulSet", "list_stateful_set_for_all_namespaces"),
+    ("DaemonSet", "list_daemon_set_for_all_namespaces"),
+)
+BATCH_LISTS = (
+    ("Job", "list_job_for_all_namespaces"),
+    ("CronJob", "list_cron_job_for_all_namespaces"),
+)
+
+
+class KubeError(MeshwatchError):
+    """A Kubernetes API call failed."""
+
+    def __init__(self, status: int, reason: str, what: str) -> None:
+        super().__init__(f"{what}: HTTP {status} {reason}")
+        self.status = status
+        self.reason = reason
+
+
+@dataclass
+class ClusterRead:
+    resources: list[Resource] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def api_client(
+    kubeconfig: str | None = None, context: str | None = None
+) -> kubernetes.client.ApiClient:
+    """In-cluster config when running in a pod, else the kubeconfig (file or $KUBECONFIG)."""
+    try:
+        if kubeconfig is None:
+            try:
+                kubernetes.config.load_incluster_config()
+                return kubernetes.client.ApiClient()
+            except kubernetes.config.ConfigException:
+                pass
+        configuration = kubernetes.client.Configuration()
+        kubernetes.config.load_kube_config(
+            config_file=kubeconfig, context=context, client_configuration=configuration
+        )
+        return kubernetes.client.ApiClient(configuration)
+    except (kubernetes.config.ConfigException, OSError) as exc:
+        raise MeshwatchError(f"no usable Kubernetes configuration: {exc}") from exc
+
+
+def _call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    except ApiException as exc:
+        raise KubeError(int(exc.status or 0), str(exc.reason or ""), what) from exc
+    except OSError as exc:  # urllib3 connection errors derive from OSError
+        raise KubeError(0, str(exc), what) from exc
+
+
+def _typed_items(
+    api: kubernetes.client.ApiClient, result: Any, kind: str, api_version: str
+) -> list[dict[str, Any]]:
+    out = []
+    for item in result.items:
+        obj = api.sanitize_for_serialization(item)
+        obj["kind"] = kind
+        obj["apiVersion"] = api_version
+        out.append(obj)
+    return out
+
+
+def audit_input(
+    kubeconfig: str | None, context: str | None, root_namespace: str, include_secrets: bool
+) -> ClusterRead:
+    """Connect, read what the audit needs, and close the connection."""
+    api = api_client(kubeconfig, context)
+    try:
+        return read_cluster(api, root_namespace, include_secrets)
+    finally:
+        api.close()
+
+
+def read_cluster(
+    api: kubernetes.client.ApiClient,
+    root_namespace: str = "istio-system",
+    include_secrets: bool = False,
+) -> ClusterRead:
+    """Everything the audit reads, listed once; per-kind failures are recorded, not fatal."""
+    out = ClusterRead()
+    core = kubernetes.client.CoreV1Api(api)
+    apps = kubernetes.client.AppsV1Api(api)
+    batch = kubernetes.client.BatchV1Api(api)
+    custom = kubernetes.client.CustomObjectsApi(api)
+
+    def add(objects: list[dict[str, Any]]) -> None:
+        for obj in objects:
+            resource = from_object(obj, f"cluster:{obj.get('kind')}")
+            if resource is not None:
+                out.resources.append(resource)
+
+    for group_api, lists, api_version in (
+        (core, CORE_LISTS, "v1"),
+        (apps, APPS_LISTS, "apps/v1"),
+        (batch, BATCH_LISTS, "batch/v1"),
+    ):
+        for kind, method in lists:
+            try:
+                add(
+                    _typed_items(
+                        api, _call(f"list {kind}", getattr(group_api, method)), kind, api_version
+                    )
+                )
+            except KubeError as exc:
+                out.errors.append(str(exc))
+    try:
+        pods = _typed_items(api, _call("list Pod", core.list_pod_for_all_namespaces), "Pod", "v1")
+        add(
+            [p for p in pods if not (p.get("metadata") or {}).get("ownerReferences")]
+        )  # bare pods only
+    except KubeError as exc:
+        out.errors.append(str(exc))
+    if include_secrets:
+        try:
+            secrets = _call("list Secret", core.list_secret_for_all_namespaces)
+            for s in secrets.items:  # keep names only: the audit needs existence, never data
+                meta = {"name": s.metadata.name, "namespace": s.metadata.namespace}
+                add([{"kind": "Secret", "apiVersion": "v1", "metadata": meta}])
+        except KubeError as exc:
+            out.errors.append(str(exc))
+    _read_mesh_config(core, root_namespace, out)
+    for kind, group, versions, plural in ISTIO_RESOURCES:
+        _read_custom(custom, kind, group, versions, plural, out, add)
+    return out
+
+
+def _read_mesh_config(core: Any, root_namespace: str, out: ClusterRead) -> None:
+    try:
+        configmap = _call(
+            "read ConfigMap istio", core.read_namespaced_config_map, "istio", root_namespace
+        )
+    except KubeError as exc:
+        (out.skipped if exc.status == 404 else out.errors).append(str(exc))
+        return
+    obj = {
+        "kind": "ConfigMap",
+        "metadata": {"name": "istio", "namespace": root_namespace},
+        "data": configmap.data or {},
+    }
+    try:
+        mesh = mesh_config_resource(obj, "cluster:ConfigMap", 0)
+    except yaml.YAMLError as exc:
+        out.errors.append(f"ConfigMap {root_namespace}/istio: invalid mesh config: {exc}")
+        return
+    if mesh is not None:
+        out.resources.append(mesh)
+
+
+def _read_custom(
+    custom: Any,
+    kind: str,
+    group: str,
+    versions: tuple[str, ...],
+    plural: str,
+    out: ClusterRead,
+    add: Any,
+) -> None:
+    for version in versions:
+        try:
+            listing: Mapping[str, Any] = _call(
+                f"list {kind} {group}/{version}",
+                custom.list_cluster_custom_object,
+                group,
+                version,
+                plural,
+            )
+        except KubeError as exc:
+            if exc.status == 404:
+                continue  # this version is not served; try the next
+            out.errors.append(str(exc))
+            return
+        items = []
+        for item in listing.get("items", []):
+            item = dict(item)
+            item.setdefault("kind", kind)
+            item.setdefault("apiVersion", f"{group}/{version}")
+            items.append(item)
+        add(items)
+        return
+    out.skipped.append(f"{kind}: no served version of {group} ({', '.join(versions)})")

@@ -1,0 +1,1 @@
+"""The checks, one module per area. Each check is registered in ``compliance.registry``."""

@@ -1,0 +1,57 @@
+"""Pods as the mesh sees them, whatever object declares them (Deployment, Pod, CronJob…)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from meshwatch.compliance.resources import Resource, as_list, as_map
+
+
+@dataclass(frozen=True, slots=True)
+class PodTemplate:
+    """The pod a workload object runs, with the object that declares it."""
+
+    owner: Resource
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    spec: Mapping[str, Any]
+
+    @property
+    def service_account(self) -> str:
+        return str(
+            self.spec.get("serviceAccountName") or self.spec.get("serviceAccount") or "default"
+        )
+
+    @property
+    def containers(self) -> list[Mapping[str, Any]]:
+        return [
+            as_map(c)
+            for c in as_list(self.spec.get("containers")) + as_list(self.spec.get("initContainers"))
+        ]
+
+
+def pod_template(resource: Resource) -> PodTemplate | None:
+    """The pod template of a workload object (``None`` for other kinds)."""
+    if resource.kind == "Pod":
+        return PodTemplate(resource, resource.labels, resource.annotations, resource.spec)
+    spec = resource.spec
+    if resource.kind == "CronJob":
+        spec = as_map(as_map(spec.get("jobTemplate")).get("spec"))
+    template = as_map(spec.get("template"))
+    if not template:
+        return None
+    meta = as_map(template.get("metadata"))
+    return PodTemplate(
+        resource,
+        as_map(meta.get("labels")),
+        as_map(meta.get("annotations")),
+        as_map(template.get("spec")),
+    )
+
+
+def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    """Istio ``selector.matchLabels`` semantics: every label must match; empty matches all."""
+    match_labels = as_map(selector.get("matchLabels")) if "matchLabels" in selector else selector
+    return all(labels.get(k) == v for k, v in match_labels.items())
