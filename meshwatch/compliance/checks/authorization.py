@@ -44,7 +44,11 @@ class DefaultDeny(Check):
         if any(_is_allow_nothing(p) for p in ctx.for_each(AP, root)):
             return
         namespaces = {r.name: r for r in ctx.for_each("Namespace")}
-        for ns in sorted(ctx.namespaces() - SYSTEM_NAMESPACES - {root}):
+        # Only namespaces the input owns: declared by a Namespace object, or all of them when
+        # the input describes the whole mesh. A repo holding one app's policies is not told
+        # about namespaces it merely mentions.
+        candidates = ctx.namespaces() if ctx.mesh_scope() else set(namespaces)
+        for ns in sorted(candidates - SYSTEM_NAMESPACES - {root}):
             if not any(_is_allow_nothing(p) for p in ctx.for_each(AP, ns)):
                 ctx.report(
                     "MW0201", namespaces.get(ns) or synthetic("Namespace", "", ns), namespace=ns

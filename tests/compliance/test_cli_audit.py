@@ -1,0 +1,129 @@
+"""``meshwatch audit`` as CI uses it: formats, exit codes, errors, suppression, SARIF validity."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests.compliance.grid import FIXTURES
+
+SCHEMA = json.loads((Path(__file__).parents[1] / "data" / "sarif-schema-2.1.0.json").read_text())
+POSITIVE = FIXTURES / "allow-all-rule" / "positive.yaml"  # one MW0203 error
+WARN_ONLY = FIXTURES / "virtual-service-wildcard-host" / "positive.yaml"  # warnings only
+
+
+def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "meshwatch", "audit", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "sarif"])
+def test_exit_status_does_not_depend_on_format(fmt: str, tmp_path: Path) -> None:
+    clean = tmp_path / "clean.yaml"
+    clean.write_text((FIXTURES / "allow-all-rule" / "negative.yaml").read_text())
+    assert run("--format", fmt, str(POSITIVE)).returncode == 1
+    assert run("--format", fmt, str(WARN_ONLY)).returncode == 0  # default --fail-on error
+    assert run("--format", fmt, "--fail-on", "warning", str(WARN_ONLY)).returncode == 1
+    assert run("--format", fmt, str(clean)).returncode == 0
+    assert run("--format", fmt, "--fail-on", "loud", str(clean)).returncode == 2
+
+
+def test_json_findings_carry_the_documented_fields() -> None:
+    proc = run("--format", "json", str(POSITIVE))
+    (finding,) = json.loads(proc.stdout)["findings"]
+    assert finding["code"] == "MW0203"
+    assert finding["severity"] == "error"
+    assert finding["resource"] == "AuthorizationPolicy shop/oops"
+    assert finding["file"] == str(POSITIVE)
+    assert finding["line"] == 2  # the document starts after the expect comment
+    assert finding["remediation"] and finding["message"]
+    assert "SAUZ-SR-1" in finding["references"]
+
+
+def test_sarif_is_valid_2_1_0_with_rules_locations_and_fingerprints() -> None:
+    proc = run("--format", "sarif", str(FIXTURES))
+    assert proc.returncode == 1
+    sarif = json.loads(proc.stdout)
+    jsonschema.validate(sarif, SCHEMA)
+    run_ = sarif["runs"][0]
+    rules = {r["id"]: r for r in run_["tool"]["driver"]["rules"]}
+    assert rules["MW0402"]["help"]["text"]
+    assert float(rules["MW0402"]["properties"]["security-severity"]) >= 7.0
+    results = run_["results"]
+    assert results
+    for result in results:
+        assert result["partialFingerprints"]
+        assert rules[result["ruleId"]]
+    located = [r for r in results if "physicalLocation" in r["locations"][0]]
+    assert located
+    region = located[0]["locations"][0]["physicalLocation"]
+    assert region["artifactLocation"]["uri"].endswith(".yaml")
+    assert region["region"]["startLine"] >= 1
+    fingerprints = [r["partialFingerprints"]["meshwatchFinding/v1"] for r in results]
+    assert len(fingerprints) == len(set(fingerprints))
+
+
+def test_unparseable_yaml_names_file_and_line_and_the_rest_is_still_audited(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: [unclosed\n")
+    proc = run("--format", "json", str(broken), str(POSITIVE))
+    assert proc.returncode == 2
+    doc = json.loads(proc.stdout)
+    assert any(str(broken) + ":" in e and "line" not in e.split(":", 2)[1] for e in doc["errors"])
+    assert any(
+        e.startswith(f"{broken}:4:") or e.startswith(f"{broken}:5:") for e in doc["errors"]
+    ), doc["errors"]
+    assert [f["code"] for f in doc["findings"]] == ["MW0203"]
+
+
+def test_stdin_is_read_with_dash() -> None:
+    proc = run("--format", "json", "-", stdin=POSITIVE.read_text())
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)["findings"][0]["resource"] == "AuthorizationPolicy shop/oops"
+
+
+def test_suppression_by_flag_and_by_annotation(tmp_path: Path) -> None:
+    proc = run(
+        "--format", "json", "--suppress", "MW0203=AuthorizationPolicy/shop/oo*", str(POSITIVE)
+    )
+    doc = json.loads(proc.stdout)
+    assert proc.returncode == 0
+    assert doc["findings"] == [] and [f["code"] for f in doc["suppressed"]] == ["MW0203"]
+    annotated = tmp_path / "annotated.yaml"
+    annotated.write_text(
+        POSITIVE.read_text().replace(
+            "metadata: {name: oops, namespace: shop}",
+            "metadata: {name: oops, namespace: shop, annotations: {meshwatch.io/audit-suppress: 'MW0203'}}",
+        )
+    )
+    assert run(str(annotated)).returncode == 0
+    assert run("--suppress", "nonsense", str(POSITIVE)).returncode == 2
+
+
+def test_list_checks_json_maps_to_istioctl_and_kiali_codes() -> None:
+    proc = run("--list-checks", "--format", "json")
+    assert proc.returncode == 0
+    checks = {c["name"]: c for c in json.loads(proc.stdout)}
+    assert len(checks) >= 30
+    uid = checks["application-uid-1337"]
+    assert uid["references"] == ["IST0144"]
+    assert uid["codes"] == [{"code": "MW0703", "name": "ApplicationUid1337", "severity": "error"}]
+    assert "Workload" in uid["inputs"]
+
+
+def test_table_is_the_default_and_reads_like_a_report() -> None:
+    proc = run(str(POSITIVE))
+    assert proc.stdout.splitlines()[0].startswith("ERROR   MW0203 AuthorizationPolicy shop/oops")
+    assert "fix:" in proc.stdout
+    assert proc.stdout.strip().endswith("0 suppressed")
