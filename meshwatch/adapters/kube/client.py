@@ -8,11 +8,13 @@ names are kept.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import kubernetes
+import urllib3
 import yaml
 from kubernetes.client.exceptions import ApiException
 
@@ -87,19 +89,24 @@ def _call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
     except ApiException as exc:
         raise KubeError(int(exc.status or 0), str(exc.reason or ""), what) from exc
-    except OSError as exc:  # urllib3 connection errors derive from OSError
-        raise KubeError(0, str(exc), what) from exc
+    except (OSError, urllib3.exceptions.HTTPError) as exc:  # unreachable, TLS, timeouts
+        raise KubeError(0, f"cannot reach the API server ({type(exc).__name__})", what) from exc
 
 
-def _typed_items(
-    api: kubernetes.client.ApiClient, result: Any, kind: str, api_version: str
-) -> list[dict[str, Any]]:
+def _raw_items(what: str, fn: Any, kind: str, api_version: str) -> list[dict[str, Any]]:
+    """List as raw JSON (``_preload_content=False``): the audit wants the objects exactly as
+    stored, unknown fields included, and must not fail on the client's own model validation."""
+    response = _call(what, fn, _preload_content=False)
+    try:
+        document = json.loads(response.data)
+    except ValueError as exc:
+        raise KubeError(0, f"undecodable response: {exc}", what) from exc
     out = []
-    for item in result.items:
-        obj = api.sanitize_for_serialization(item)
-        obj["kind"] = kind
-        obj["apiVersion"] = api_version
-        out.append(obj)
+    for item in document.get("items") or []:
+        if isinstance(item, dict):
+            item.setdefault("kind", kind)
+            item.setdefault("apiVersion", api_version)
+            out.append(item)
     return out
 
 
@@ -139,15 +146,11 @@ def read_cluster(
     ):
         for kind, method in lists:
             try:
-                add(
-                    _typed_items(
-                        api, _call(f"list {kind}", getattr(group_api, method)), kind, api_version
-                    )
-                )
+                add(_raw_items(f"list {kind}", getattr(group_api, method), kind, api_version))
             except KubeError as exc:
                 out.errors.append(str(exc))
     try:
-        pods = _typed_items(api, _call("list Pod", core.list_pod_for_all_namespaces), "Pod", "v1")
+        pods = _raw_items("list Pod", core.list_pod_for_all_namespaces, "Pod", "v1")
         add(
             [p for p in pods if not (p.get("metadata") or {}).get("ownerReferences")]
         )  # bare pods only
@@ -155,10 +158,21 @@ def read_cluster(
         out.errors.append(str(exc))
     if include_secrets:
         try:
-            secrets = _call("list Secret", core.list_secret_for_all_namespaces)
-            for s in secrets.items:  # keep names only: the audit needs existence, never data
-                meta = {"name": s.metadata.name, "namespace": s.metadata.namespace}
-                add([{"kind": "Secret", "apiVersion": "v1", "metadata": meta}])
+            secrets = _raw_items("list Secret", core.list_secret_for_all_namespaces, "Secret", "v1")
+            # keep names only: the audit needs existence, never the data
+            add(
+                [
+                    {
+                        "kind": "Secret",
+                        "apiVersion": "v1",
+                        "metadata": {
+                            "name": (s.get("metadata") or {}).get("name"),
+                            "namespace": (s.get("metadata") or {}).get("namespace"),
+                        },
+                    }
+                    for s in secrets
+                ]
+            )
         except KubeError as exc:
             out.errors.append(str(exc))
     _read_mesh_config(core, root_namespace, out)
