@@ -34,6 +34,7 @@ pytest: install
 test: lint typecheck contracts pytest
 
 bench: install
+	$(BIN)/meshwatch bench audit
 	$(BIN)/meshwatch bench ingest
 
 clean:

@@ -94,6 +94,10 @@ def _parser() -> argparse.ArgumentParser:
         "--rss-entries", type=int, default=10_000_000, help="entries for the RSS run (0 skips)"
     )
     ingest.add_argument("--edges", type=int, default=1000, help="distinct edges in the RSS run")
+    audit_bench = bench_sub.add_parser(
+        "audit", help="time the audit of a generated mesh configuration"
+    )
+    audit_bench.add_argument("--resources", type=int, default=5000)
     return parser
 
 
@@ -127,9 +131,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "bench":
-            from meshwatch.bench.ingest import run_ingest_benchmark
+            if args.bench == "audit":
+                from meshwatch.bench.audit import run_audit_benchmark
 
-            for line in run_ingest_benchmark(args.seconds, args.rss_entries, args.edges):
+                lines = run_audit_benchmark(args.resources)
+            else:
+                from meshwatch.bench.ingest import run_ingest_benchmark
+
+                lines = run_ingest_benchmark(args.seconds, args.rss_entries, args.edges)
+            for line in lines:
                 print(line, flush=True)
             return EXIT_OK
         if args.command == "audit":

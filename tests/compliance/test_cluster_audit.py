@@ -251,8 +251,9 @@ def _server_side_apply(cluster: Cluster) -> None:
     assert status == 409
     assert conflict["reason"] == "Conflict"
     assert 'conflict with "meshwatch"' in conflict["message"]
-    status, same = apply("meshwatch", body)  # re-applying one's own fields is not a conflict
+    status, again = apply("meshwatch", body)  # re-applying one's own fields is not a conflict
     assert status == 200
+    assert again["metadata"]["uid"] == first["metadata"]["uid"]
     status, forced = apply("someone-else", {**body, "spec": {"action": "ALLOW"}}, force=True)
     assert status == 200
     assert forced["spec"]["action"] == "ALLOW"

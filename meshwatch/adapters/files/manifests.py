@@ -19,6 +19,9 @@ from meshwatch.compliance.meshconfig import mesh_config_resource
 from meshwatch.compliance.resources import Resource, from_object
 
 YAML_SUFFIXES = (".yaml", ".yml")
+# libyaml's C parser when PyYAML was built with it (the PyPI wheels are): ~10x faster, same
+# safe constructor, same line marks.
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_FILE_BYTES = 32 * 1024 * 1024
 
 
@@ -30,7 +33,7 @@ class LoadResult:
 
 def _documents(text: str, origin: str) -> Iterator[tuple[int, Any]]:
     """(line, object) of each YAML document; raises ``yaml.YAMLError`` at the first bad one."""
-    loader = yaml.SafeLoader(text)
+    loader = _LOADER(text)
     try:
         while loader.check_node():
             node = loader.get_node()
