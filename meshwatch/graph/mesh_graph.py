@@ -16,6 +16,7 @@ from meshwatch.graph.sketches import MIN_VALUE
 from meshwatch.graph.windows import SlidingWindow, WindowStats, bump
 
 _HTTP = Protocol.HTTP
+SAMPLES = 4
 _MAX_TEMPLATES = 100_000
 
 
@@ -33,7 +34,7 @@ class GraphLimits:
 class Edge:
     """One directed edge and its statistics."""
 
-    __slots__ = ("first_seen", "key", "last_seen", "protocol", "total_requests", "window")
+    __slots__ = ("first_seen", "key", "last_seen", "protocol", "samples", "total_requests", "window")
 
     def __init__(self, key: EdgeKey, protocol: Protocol, t: float, limits: GraphLimits) -> None:
         self.key = key
@@ -41,6 +42,7 @@ class Edge:
         self.first_seen = t
         self.last_seen = t
         self.total_requests = 0
+        self.samples: list[Call | None] = [None] * SAMPLES  # the last few calls, for explanations
         self.window = SlidingWindow(
             limits.window / limits.slices, limits.slices, limits.max_paths, limits.max_methods
         )
@@ -63,6 +65,7 @@ class EdgeView:
     last_seen: float
     total_requests: int
     stats: WindowStats
+    samples: tuple[Call, ...] = ()
 
 
 class MeshGraph:
@@ -92,6 +95,7 @@ class MeshGraph:
             edge = self._new_edge(call, key)
         if t > edge.last_seen:
             edge.last_seen = t
+        edge.samples[edge.total_requests % SAMPLES] = call
         edge.total_requests += 1
         window = edge.window
         part = window.current
@@ -137,13 +141,19 @@ class MeshGraph:
                 bump(methods, method, window.max_methods)
         return edge
 
-    def record_all(self, calls: Iterable[Call]) -> None:
-        """Record many calls."""
+    def record_all(self, calls: Iterable[Call]) -> list[Edge]:
+        """Record many calls; returns the edges they created (usually none)."""
         record = self._record
         edges = self.edges
         templates = self._template_cache
+        before = len(edges)
+        created: list[Edge] = []
         for call in calls:
-            record(call, edges, templates)
+            edge = record(call, edges, templates)
+            if len(edges) != before:
+                before = len(edges)
+                created.append(edge)
+        return created
 
     def _new_edge(self, call: Call, key: tuple[str, str, int]) -> Edge:
         # Newer metadata (labels after a rollout) replaces older for the same stable identity.
@@ -194,7 +204,8 @@ class MeshGraph:
         """Nodes and edges with their window statistics as of ``now``."""
         views = [
             EdgeView(
-                e.key, e.protocol, e.first_seen, e.last_seen, e.total_requests, e.window.stats(now)
+                e.key, e.protocol, e.first_seen, e.last_seen, e.total_requests, e.window.stats(now),
+                tuple(c for c in e.samples if c is not None),
             )
             for e in self.edges.values()
         ]

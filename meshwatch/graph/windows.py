@@ -158,10 +158,10 @@ class SlidingWindow:
         self.current = newest
 
     def stats(self, now: float) -> WindowStats:
-        """Merge the slices still inside the window ending at ``now``."""
-        oldest = int(now // self.slice_seconds) - self.n_slices + 1
+        """Merge the ``n_slices`` slices ending at ``now`` (the newest may be partial)."""
+        oldest = math.ceil(now / self.slice_seconds) - self.n_slices
         out = WindowStats()
         for part in self.slices:
-            if part.index >= oldest:
+            if part.index >= oldest and part.index * self.slice_seconds < now:
                 out.add_slice(part)
         return out

@@ -1,0 +1,88 @@
+"""Feature rows from an edge's window statistics.
+
+Raw features describe the window in units that are comparable across windows of the same
+edge: a log rate, error ratios, log bytes per request, log latency quantiles, path and method
+counts, the share of requests to paths the baseline never saw, and the time of day.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from meshwatch.graph.windows import WindowStats
+
+FEATURE_COLUMNS: tuple[str, ...] = (
+    "log_rate",
+    "ratio_5xx",
+    "ratio_4xx",
+    "log_bytes_sent_per_req",
+    "log_bytes_received_per_req",
+    "log_latency_p50",
+    "log_latency_p99",
+    "distinct_paths",
+    "unseen_path_share",
+    "distinct_methods",
+    "hour_sin",
+    "hour_cos",
+)
+"""The one place the column order is defined. Models record it in their card."""
+
+TIME_COLUMNS = frozenset({"hour_sin", "hour_cos"})
+EDGE_COLUMNS = tuple(c for c in FEATURE_COLUMNS if c not in TIME_COLUMNS)
+FEATURE_VERSION = 1
+"""Bumped whenever a feature's meaning changes: old models are then refused."""
+
+
+@dataclass(frozen=True, slots=True)
+class WindowRow:
+    """One edge-window: its raw feature values, in ``FEATURE_COLUMNS`` order."""
+
+    edge: tuple[str, str, int]
+    end: float
+    values: tuple[float, ...]
+    requests: int
+
+    def value(self, column: str) -> float:
+        return self.values[FEATURE_COLUMNS.index(column)]
+
+
+def _log(x: float) -> float:
+    return math.log1p(max(0.0, x))
+
+
+def window_row(
+    edge: tuple[str, str, int],
+    stats: WindowStats,
+    end: float,
+    window_seconds: float,
+    known_paths: Collection[str] | None,
+) -> WindowRow:
+    """The raw features of one edge over one window ending at ``end`` (epoch seconds).
+
+    ``known_paths`` is the edge's baseline path set; ``None`` while learning, when every path
+    the edge uses is by definition part of what it normally does (share 0).
+    """
+    n = stats.requests
+    per = 1.0 / n if n else 0.0
+    unseen = 0 if known_paths is None else sum(c for p, c in stats.paths.items() if p not in known_paths)
+    hour = (end % 86400) / 3600.0
+    angle = 2 * math.pi * hour / 24.0
+    p50 = stats.latency.quantile(0.5) if n else 0.0
+    p99 = stats.latency.quantile(0.99) if n else 0.0
+    values = (
+        _log(n / window_seconds * 60.0),  # requests per minute
+        stats.errors_5xx * per,
+        stats.errors_4xx * per,
+        _log(stats.bytes_sent * per),
+        _log(stats.bytes_received * per),
+        _log(p50),
+        _log(p99),
+        float(len(stats.paths)),
+        unseen * per if stats.paths else 0.0,
+        float(len(stats.methods)),
+        math.sin(angle),
+        math.cos(angle),
+    )
+    return WindowRow(edge, end, values, n)
