@@ -36,7 +36,7 @@ MAX_PATHS_PER_EDGE = 512
 
 def _p99(values: list[float]) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +94,9 @@ NEUTRAL = {c: FeatureStats(0.0, 0.0) for c in EDGE_COLUMNS}
 class BaselineBuilder:
     """Accumulates rows while learning; ``build`` turns them into per-edge baselines."""
 
-    rows: dict[tuple[str, str, int], list[tuple[float, ...]]] = field(default_factory=lambda: defaultdict(list))
+    rows: dict[tuple[str, str, int], list[tuple[float, ...]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
     paths: dict[tuple[str, str, int], set[str]] = field(default_factory=lambda: defaultdict(set))
     first_seen: dict[tuple[str, str, int], float] = field(default_factory=dict)
 
@@ -115,5 +117,7 @@ class BaselineBuilder:
                 for i, c in enumerate(FEATURE_COLUMNS)
                 if c not in TIME_COLUMNS
             }
-            out[edge] = EdgeBaseline(stats, set(self.paths[edge]), len(values), self.first_seen[edge])
+            out[edge] = EdgeBaseline(
+                stats, set(self.paths[edge]), len(values), self.first_seen[edge]
+            )
         return out

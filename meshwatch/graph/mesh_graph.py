@@ -34,7 +34,15 @@ class GraphLimits:
 class Edge:
     """One directed edge and its statistics."""
 
-    __slots__ = ("first_seen", "key", "last_seen", "protocol", "samples", "total_requests", "window")
+    __slots__ = (
+        "first_seen",
+        "key",
+        "last_seen",
+        "protocol",
+        "samples",
+        "total_requests",
+        "window",
+    )
 
     def __init__(self, key: EdgeKey, protocol: Protocol, t: float, limits: GraphLimits) -> None:
         self.key = key
@@ -141,18 +149,19 @@ class MeshGraph:
                 bump(methods, method, window.max_methods)
         return edge
 
-    def record_all(self, calls: Iterable[Call]) -> list[Edge]:
-        """Record many calls; returns the edges they created (usually none)."""
+    def record_all(self, calls: Iterable[Call]) -> list[tuple[Edge, Call]]:
+        """Record many calls; returns the edges they created with each one's first call
+        (usually none: this is what makes the novel-edge check free per call)."""
         record = self._record
         edges = self.edges
         templates = self._template_cache
         before = len(edges)
-        created: list[Edge] = []
+        created: list[tuple[Edge, Call]] = []
         for call in calls:
             edge = record(call, edges, templates)
             if len(edges) != before:
                 before = len(edges)
-                created.append(edge)
+                created.append((edge, call))
         return created
 
     def _new_edge(self, call: Call, key: tuple[str, str, int]) -> Edge:
@@ -204,7 +213,12 @@ class MeshGraph:
         """Nodes and edges with their window statistics as of ``now``."""
         views = [
             EdgeView(
-                e.key, e.protocol, e.first_seen, e.last_seen, e.total_requests, e.window.stats(now),
+                e.key,
+                e.protocol,
+                e.first_seen,
+                e.last_seen,
+                e.total_requests,
+                e.window.stats(now),
                 tuple(c for c in e.samples if c is not None),
             )
             for e in self.edges.values()

@@ -1,0 +1,343 @@
+"""Learn what normal looks like, then flag what is not: the detection state machine.
+
+Modes: ``learn`` (collect the baseline graph and feature history, no alerts) and ``observe``
+(alert). Promotion builds the baseline and, unless a trained model was supplied, fits one.
+Two detectors share one verdict stream:
+
+* novel edges, checked when the graph creates an edge (so the per-call cost is nothing), the
+  moment its first call is decoded;
+* statistical, once per window, for edges with a baseline and enough traffic.
+
+An edge that stays anomalous over consecutive windows is one incident, extended, not a new
+alert each window. Memory is bounded: learning keeps a reservoir of rows per edge, and the
+anomaly list keeps the newest ``max_anomalies``.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import random
+from collections import Counter, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from meshwatch.calls import Call
+from meshwatch.detection.anomalies import Anomaly, AnomalyKind, Deviation, SampleCall
+from meshwatch.detection.baseline import Baseline, EdgeId
+from meshwatch.detection.models import (
+    MIN_TRAINING_ROWS,
+    ModelBundle,
+    ModelError,
+    TrainingParams,
+    build_baseline,
+    normalised_matrix,
+    train,
+)
+from meshwatch.features.baselines import FLOORS
+from meshwatch.features.rows import FEATURE_COLUMNS, TIME_COLUMNS, WindowRow, window_row
+from meshwatch.graph.mesh_graph import EdgeView
+
+MAX_ROWS_PER_EDGE = 2000
+MAX_PATHS_PER_EDGE = 512
+
+
+class Mode(enum.StrEnum):
+    LEARN = "learn"
+    OBSERVE = "observe"
+
+
+@dataclass(frozen=True, slots=True)
+class DetectionParams:
+    window_seconds: float = 60.0
+    min_requests: int = 5
+    cooldown_windows: int = 2
+    max_anomalies: int = 10_000
+    top_deviations: int = 3
+    learn_for: float | None = None  # seconds from the first call
+    learn_calls: int | None = None
+    training: TrainingParams = field(default_factory=TrainingParams)
+
+
+@dataclass
+class _Learning:
+    rows: dict[EdgeId, list[WindowRow]] = field(default_factory=dict)
+    seen: Counter[EdgeId] = field(default_factory=Counter)
+    paths: dict[EdgeId, set[str]] = field(default_factory=dict)
+    edges: set[EdgeId] = field(default_factory=set)
+    calls: int = 0
+    started: float | None = None
+    rng: random.Random = field(default_factory=lambda: random.Random(11))  # noqa: S311 (sampling, not secrets)
+
+    def add(self, row: WindowRow, paths: Iterable[str]) -> None:
+        """Reservoir-sample rows per edge so learning for days stays bounded in memory."""
+        bucket = self.rows.setdefault(row.edge, [])
+        self.seen[row.edge] += 1
+        if len(bucket) < MAX_ROWS_PER_EDGE:
+            bucket.append(row)
+        else:
+            slot = self.rng.randrange(self.seen[row.edge])
+            if slot < MAX_ROWS_PER_EDGE:
+                bucket[slot] = row
+        known = self.paths.setdefault(row.edge, set())
+        for p in paths:
+            if len(known) < MAX_PATHS_PER_EDGE:
+                known.add(p)
+
+
+class DetectionEngine:
+    """Owned by the event loop; only ``ModelBundle.anomaly_scores`` runs in a worker thread."""
+
+    def __init__(
+        self, params: DetectionParams, mode: Mode, bundle: ModelBundle | None = None
+    ) -> None:
+        if (
+            mode is Mode.OBSERVE
+            and bundle is None
+            and params.learn_for is None
+            and params.learn_calls is None
+        ):
+            raise ModelError(
+                "observe mode needs a model (--model) or a learning period (--learn-for)"
+            )
+        self.params = params
+        self.bundle = bundle
+        self.mode = Mode.OBSERVE if bundle is not None and mode is Mode.OBSERVE else Mode.LEARN
+        self.target_mode = mode
+        self.learning = _Learning()
+        self.anomalies: deque[Anomaly] = deque(maxlen=params.max_anomalies)
+        self.open: dict[EdgeId, tuple[Anomaly, float]] = {}
+        self.last_scores: dict[EdgeId, float] = {}
+        self.counts: Counter[str] = Counter()
+        self._seq = 0
+
+    # -- traffic ------------------------------------------------------------------------
+
+    def on_calls(self, calls: Sequence[Call]) -> None:
+        if self.mode is Mode.LEARN and calls:
+            self.learning.calls += len(calls)
+            if self.learning.started is None:
+                self.learning.started = calls[0].time
+
+    def on_new_edge(self, edge: EdgeId, first_call: Call) -> Anomaly | None:
+        """The deterministic check, at the edge's first call."""
+        if self.mode is Mode.LEARN:
+            self.learning.edges.add(edge)
+            return None
+        assert self.bundle is not None
+        if not self.bundle.baseline.is_novel(edge):
+            return None
+        learned = self.bundle.baseline.learned_until
+        anomaly = self._new(
+            AnomalyKind.NEW_EDGE,
+            edge,
+            math.inf,
+            math.inf,
+            first_call.time,
+            reason=f"edge {edge[0]} -> {edge[1]}:{edge[2]} was never seen while learning (baseline up to {learned:.0f})",
+            samples=[SampleCall.of(first_call)],
+        )
+        self.open[edge] = (anomaly, first_call.time)
+        return anomaly
+
+    # -- windows ------------------------------------------------------------------------
+
+    def window_rows(
+        self, views: Sequence[EdgeView], end: float
+    ) -> tuple[list[WindowRow], np.ndarray]:
+        """Feature rows of the window ending at ``end``. While learning they are kept, and
+        nothing is returned to score; when observing, the normalised matrix is returned."""
+        w = self.params.window_seconds
+        if self.mode is Mode.LEARN:
+            for v in views:
+                if v.stats.requests:
+                    key = (v.key.source, v.key.destination, v.key.port)
+                    self.learning.add(window_row(key, v.stats, end, w, None), v.stats.paths)
+                    self.learning.edges.add(key)
+            return [], np.zeros((0, len(FEATURE_COLUMNS)))
+        assert self.bundle is not None
+        baseline = self.bundle.baseline
+        rows = []
+        for v in views:
+            key = (v.key.source, v.key.destination, v.key.port)
+            if v.stats.requests and baseline.is_novel(key):
+                self._novel_still_active(key, v, end)
+                continue
+            edge_baseline = baseline.edges.get(key)
+            if edge_baseline is None or v.stats.requests < self.params.min_requests:
+                continue
+            rows.append(window_row(key, v.stats, end, w, edge_baseline.paths))
+        return rows, normalised_matrix(rows, baseline)
+
+    def _novel_still_active(self, edge: EdgeId, view: EdgeView, end: float) -> None:
+        """A never-seen edge with traffic this window: extend its incident, or open a new one
+        if it went quiet for longer than the cooldown (the first call of an edge is caught at
+        decode time; this catches an unapproved edge coming back)."""
+        current = self.open.get(edge)
+        horizon = end - (self.params.cooldown_windows + 1) * self.params.window_seconds - 1e-6
+        if current is not None and current[1] >= horizon:
+            current[0].windows += 1
+            current[0].last_seen = end
+            self.open[edge] = (current[0], end)
+            return
+        samples = [SampleCall.of(c) for c in view.samples]
+        start = end - self.params.window_seconds
+        first = min((c.time for c in view.samples if c.time >= start), default=end)
+        anomaly = self._new(
+            AnomalyKind.NEW_EDGE,
+            edge,
+            math.inf,
+            math.inf,
+            first,
+            reason=f"edge {edge[0]} -> {edge[1]}:{edge[2]} is not in the baseline and is active again",
+            samples=samples,
+        )
+        self.open[edge] = (anomaly, end)
+
+    def decide(
+        self, rows: Sequence[WindowRow], scores: np.ndarray, views: Sequence[EdgeView], end: float
+    ) -> list[Anomaly]:
+        """Compare scores with the threshold; open or extend incidents."""
+        if self.bundle is None:
+            return []
+        threshold = self.bundle.threshold
+        samples = {(v.key.source, v.key.destination, v.key.port): v.samples for v in views}
+        self.last_scores = {r.edge: float(s) for r, s in zip(rows, scores, strict=True)}
+        fresh: list[Anomaly] = []
+        horizon = end - self.params.cooldown_windows * self.params.window_seconds - 1e-6
+        for row, score in zip(rows, scores, strict=True):
+            if not threshold.is_anomalous(float(score)):
+                continue
+            current = self.open.get(row.edge)
+            deviations = self._deviations(row)
+            if (
+                current is not None
+                and current[1] >= horizon
+                and current[0].kind is AnomalyKind.STATISTICAL
+            ):
+                anomaly = current[0]
+                anomaly.windows += 1
+                anomaly.last_seen = end
+                anomaly.score = max(anomaly.score, float(score))
+                self.open[row.edge] = (anomaly, end)
+                continue
+            top = ", ".join(
+                f"{d.feature} {d.value:.3g} (baseline p99 {d.baseline_p99:.3g})" for d in deviations
+            )
+            anomaly = self._new(
+                AnomalyKind.STATISTICAL,
+                row.edge,
+                float(score),
+                threshold.value,
+                end,
+                reason=f"window ending {end:.0f} scored {float(score):.3f} >= threshold {threshold.value:.3f}: {top}",
+                samples=[SampleCall.of(c) for c in samples.get(row.edge, ())],
+                deviations=deviations,
+            )
+            self.open[row.edge] = (anomaly, end)
+            fresh.append(anomaly)
+        for edge in [e for e, (_, t) in self.open.items() if t < horizon]:
+            del self.open[edge]
+        return fresh
+
+    def _deviations(self, row: WindowRow) -> list[Deviation]:
+        assert self.bundle is not None
+        baseline = self.bundle.baseline.edges[row.edge]
+        out = []
+        for column, value in zip(FEATURE_COLUMNS, row.values, strict=True):
+            if column in TIME_COLUMNS:
+                continue
+            s = baseline.stats[column]
+            z = (value - s.median) / max(s.spread, FLOORS[column])
+            out.append(Deviation(column, value, s.median, s.p99, z))
+        out.sort(key=lambda d: -abs(d.z))
+        return out[: self.params.top_deviations]
+
+    def _new(
+        self,
+        kind: AnomalyKind,
+        edge: EdgeId,
+        score: float,
+        threshold: float,
+        at: float,
+        reason: str,
+        samples: list[SampleCall],
+        deviations: list[Deviation] | None = None,
+    ) -> Anomaly:
+        self._seq += 1
+        anomaly = Anomaly(
+            id=f"{kind.value}-{self._seq}",
+            kind=kind,
+            source=edge[0],
+            target=edge[1],
+            port=edge[2],
+            score=score,
+            threshold=threshold,
+            first_seen=at,
+            last_seen=at,
+            reason=reason,
+            deviations=deviations or [],
+            samples=samples,
+        )
+        self.anomalies.appendleft(anomaly)
+        self.counts[kind.value] += 1
+        return anomaly
+
+    # -- learning -> observing ----------------------------------------------------------
+
+    def should_promote(self, now: float) -> bool:
+        if self.mode is not Mode.LEARN or self.target_mode is not Mode.OBSERVE:
+            return False
+        started = self.learning.started
+        if (
+            self.params.learn_for is not None
+            and started is not None
+            and now - started >= self.params.learn_for
+        ):
+            return True
+        return (
+            self.params.learn_calls is not None and self.learning.calls >= self.params.learn_calls
+        )
+
+    def learned_rows(self) -> list[WindowRow]:
+        return [r for rows in self.learning.rows.values() for r in rows]
+
+    def promote(self, name: str = "learned") -> ModelBundle:
+        """Build the baseline from what was learned and fit a model; switch to observe.
+        Raises ``ModelError`` (and stays learning) when there is too little to learn from."""
+        rows = self.learned_rows()
+        if len(rows) < MIN_TRAINING_ROWS:
+            raise ModelError(
+                f"only {len(rows)} edge-windows learned so far; need at least {MIN_TRAINING_ROWS}"
+            )
+        baseline = build_baseline(
+            rows, self.learning.paths, self.learning.edges, self.learning.calls
+        )
+        bundle = train(name, rows, baseline, self.params.window_seconds, self.params.training)
+        self.bundle = bundle
+        self.mode = Mode.OBSERVE
+        self.target_mode = Mode.OBSERVE
+        self.learning = _Learning()
+        return bundle
+
+    def edge_status(self, edge: EdgeId) -> tuple[str, float | None]:
+        """(status, last score) for the graph API: ``new``, ``anomalous`` or ``normal``."""
+        current = self.open.get(edge)
+        if current is not None:
+            return (
+                "new" if current[0].kind is AnomalyKind.NEW_EDGE else "anomalous",
+                self.last_scores.get(edge),
+            )
+        if (
+            self.mode is Mode.OBSERVE
+            and self.bundle is not None
+            and self.bundle.baseline.is_novel(edge)
+        ):
+            return "new", None
+        return "normal", self.last_scores.get(edge)
+
+
+def empty_baseline() -> Baseline:
+    return Baseline()

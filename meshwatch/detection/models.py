@@ -1,0 +1,190 @@
+"""A trained model with its card: what it was trained on, and what code it expects.
+
+The card is how a model travels: scikit-learn version, meshwatch feature version and columns,
+training window, edge count, window length, threshold and the false-alert rate it was set for.
+A model whose card does not match the running code is refused with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import sklearn
+
+from meshwatch import __version__
+from meshwatch.detection.baseline import Baseline
+from meshwatch.detection.forest import EdgeIsolationForest
+from meshwatch.detection.thresholds import Threshold, calibrate, per_window_rate
+from meshwatch.errors import MeshwatchError
+from meshwatch.features.baselines import BaselineBuilder
+from meshwatch.features.rows import FEATURE_COLUMNS, FEATURE_VERSION, WindowRow
+
+MIN_TRAINING_ROWS = 50
+
+
+class ModelError(MeshwatchError):
+    """A model cannot be used (incompatible card, corrupt file, not enough data)."""
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCard:
+    name: str
+    meshwatch_version: str
+    sklearn_version: str
+    feature_version: int
+    feature_columns: tuple[str, ...]
+    window_seconds: float
+    training_from: float
+    training_until: float
+    training_rows: int
+    calibration_rows: int
+    edge_count: int
+    threshold: float
+    per_window_false_alert_rate: float
+    target_false_alerts_per_day: float
+    params: Mapping[str, Any]
+
+    def to_doc(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["feature_columns"] = list(self.feature_columns)
+        doc["params"] = dict(self.params)
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> ModelCard:
+        try:
+            values = dict(doc)
+            values["feature_columns"] = tuple(values["feature_columns"])
+            return cls(**values)
+        except (KeyError, TypeError) as exc:
+            raise ModelError(f"model card is incomplete or malformed: {exc}") from exc
+
+    def check_compatible(self, window_seconds: float | None = None) -> None:
+        """Raise ``ModelError`` saying exactly what does not match the running code."""
+        problems = []
+        if self.feature_columns != FEATURE_COLUMNS:
+            problems.append(
+                f"feature columns {list(self.feature_columns)} != running {list(FEATURE_COLUMNS)}"
+            )
+        if self.feature_version != FEATURE_VERSION:
+            problems.append(f"feature version {self.feature_version} != running {FEATURE_VERSION}")
+        if _minor(self.sklearn_version) != _minor(sklearn.__version__):
+            problems.append(
+                f"trained with scikit-learn {self.sklearn_version}, running {sklearn.__version__}"
+            )
+        if window_seconds is not None and abs(self.window_seconds - window_seconds) > 1e-9:
+            problems.append(
+                f"trained on {self.window_seconds:g}s windows, running {window_seconds:g}s"
+            )
+        if problems:
+            raise ModelError(
+                f"model {self.name!r} does not match this meshwatch: "
+                + "; ".join(problems)
+                + " (retrain with `meshwatch train`)"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingParams:
+    n_estimators: int = 200
+    max_samples: int | str = 256
+    contamination: str | float = "auto"
+    random_state: int = 7
+    target_false_alerts_per_day: float = 1.0
+    calibration_share: float = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class ModelBundle:
+    """What scoring needs: the model, its threshold, its card and the baseline it normalises with."""
+
+    model: EdgeIsolationForest
+    threshold: Threshold
+    card: ModelCard
+    baseline: Baseline
+
+    def anomaly_scores(self, matrix: np.ndarray) -> np.ndarray:
+        """Higher is worse. Safe to run in a worker thread (read-only)."""
+        if matrix.shape[0] == 0:
+            return np.zeros(0)
+        return self.model.anomaly_score(matrix)
+
+
+def build_baseline(
+    rows: Sequence[WindowRow],
+    paths: Mapping[tuple[str, str, int], set[str]],
+    known_edges: set[tuple[str, str, int]],
+    calls: int,
+) -> Baseline:
+    builder = BaselineBuilder()
+    for row in rows:
+        builder.add(row, paths.get(row.edge, ()))
+    return Baseline(
+        known_edges=set(known_edges) | {r.edge for r in rows},
+        edges=builder.build(),
+        learned_from=min((r.end for r in rows), default=0.0),
+        learned_until=max((r.end for r in rows), default=0.0),
+        calls=calls,
+    )
+
+
+def normalised_matrix(rows: Sequence[WindowRow], baseline: Baseline) -> np.ndarray:
+    return np.array([baseline.edges[r.edge].normalise(r) for r in rows], dtype=np.float64).reshape(
+        -1, len(FEATURE_COLUMNS)
+    )
+
+
+def train(
+    name: str,
+    rows: Sequence[WindowRow],
+    baseline: Baseline,
+    window_seconds: float,
+    params: TrainingParams,
+) -> ModelBundle:
+    """Fit on the earlier part of the rows (time order), calibrate the threshold on the rest."""
+    usable = sorted((r for r in rows if r.edge in baseline.edges), key=lambda r: r.end)
+    if len(usable) < MIN_TRAINING_ROWS:
+        raise ModelError(
+            f"only {len(usable)} edge-windows to learn from; need at least {MIN_TRAINING_ROWS}"
+        )
+    split = int(len(usable) * (1 - params.calibration_share))
+    fit_rows, calibration_rows = usable[:split], usable[split:]
+    model = EdgeIsolationForest(
+        n_estimators=params.n_estimators,
+        max_samples=params.max_samples,
+        contamination=params.contamination,
+        random_state=params.random_state,
+    ).fit(normalised_matrix(fit_rows, baseline))
+    scores = model.anomaly_score(normalised_matrix(calibration_rows, baseline))
+    rate = per_window_rate(params.target_false_alerts_per_day, len(baseline.edges), window_seconds)
+    threshold = calibrate(scores, rate)
+    card = ModelCard(
+        name=name,
+        meshwatch_version=__version__,
+        sklearn_version=sklearn.__version__,
+        feature_version=FEATURE_VERSION,
+        feature_columns=FEATURE_COLUMNS,
+        window_seconds=window_seconds,
+        training_from=usable[0].end,
+        training_until=usable[-1].end,
+        training_rows=len(fit_rows),
+        calibration_rows=len(calibration_rows),
+        edge_count=len(baseline.edges),
+        threshold=threshold.value,
+        per_window_false_alert_rate=rate,
+        target_false_alerts_per_day=params.target_false_alerts_per_day,
+        params={
+            "n_estimators": params.n_estimators,
+            "max_samples": params.max_samples,
+            "contamination": params.contamination,
+            "random_state": params.random_state,
+        },
+    )
+    return ModelBundle(model, threshold, card, baseline)
