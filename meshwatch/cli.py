@@ -34,6 +34,18 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--window", metavar="SECONDS", help="sliding window length (default 60)")
     parser.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR")
+    parser.add_argument("--mode", help="learn or observe")
+    parser.add_argument(
+        "--learn-for", metavar="DURATION", help="observe after learning this long, e.g. 2h"
+    )
+    parser.add_argument("--learn-calls", metavar="N", help="or after this many calls")
+    parser.add_argument("--model", metavar="PATH", help="model from `meshwatch train` (NAME.skops)")
+    parser.add_argument(
+        "--state-dir", metavar="DIR", help="keep learned state here across restarts"
+    )
+    parser.add_argument(
+        "--api-token-file", metavar="FILE", help="read the API bearer token from a file"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -86,6 +98,39 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument(
         "--list-checks", action="store_true", help="list checks, codes and references"
     )
+    train = sub.add_parser(
+        "train", help="fit a model from Parquet captures (saved with skops + card)"
+    )
+    train.add_argument(
+        "--from", dest="capture_dir", type=Path, required=True, help="capture directory"
+    )
+    train.add_argument("--out", type=Path, required=True, help="models/NAME.skops")
+    train.add_argument(
+        "--window", type=float, default=60.0, help="window seconds (must match serve)"
+    )
+    train.add_argument("--false-alerts-per-day", type=float, default=1.0)
+    train.add_argument("--n-estimators", type=int, default=100)
+    evaluate = sub.add_parser(
+        "evaluate", help="detection on simulated Bookinfo / Online Boutique attacks"
+    )
+    evaluate.add_argument(
+        "--profile", default="full", help="profile in the evaluation config (full, short)"
+    )
+    evaluate.add_argument(
+        "--config", type=Path, help="evaluation YAML (default: the committed one)"
+    )
+    evaluate.add_argument("--topology", action="append", choices=["bookinfo", "online-boutique"])
+    evaluate.add_argument("--report", type=Path, help="also write the figures as JSON")
+    evaluate.add_argument(
+        "--save-model", type=Path, help="save the Bookinfo model learned during evaluation"
+    )
+    baseline = sub.add_parser("baseline", help="manage the learned baseline of a running meshwatch")
+    baseline_sub = baseline.add_subparsers(dest="baseline", required=True)
+    promote = baseline_sub.add_parser("promote", help="stop learning and start alerting now")
+    promote.add_argument("--url", default="http://127.0.0.1:9902", help="meshwatch HTTP API")
+    promote.add_argument(
+        "--token", default=os.environ.get("MESHWATCH_API_TOKEN", ""), help="bearer token"
+    )
     bench = sub.add_parser("bench", help="benchmarks")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
     ingest = bench_sub.add_parser("ingest", help="ALS ingest throughput versus plain upb parsing")
@@ -98,6 +143,7 @@ def _parser() -> argparse.ArgumentParser:
         "audit", help="time the audit of a generated mesh configuration"
     )
     audit_bench.add_argument("--resources", type=int, default=5000)
+    bench_sub.add_parser("detect", help="scoring time, novel-edge check cost, memory per edge")
     return parser
 
 
@@ -114,8 +160,23 @@ def _settings(args: argparse.Namespace) -> Settings:
         "capture_dir": args.capture_dir,
         "window": args.window,
         "log_level": args.log_level,
+        "mode": args.mode,
+        "learn_for": args.learn_for,
+        "learn_calls": args.learn_calls,
+        "model": args.model,
+        "state_dir": args.state_dir,
+        "api_token": _read_token(args.api_token_file),
     }
     return load_settings(file_values=file_values, env=os.environ, flags=flags)
+
+
+def _read_token(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise SettingsError(f"cannot read --api-token-file {path}: {exc.strerror}") from exc
 
 
 def _logging(level: str) -> None:
@@ -135,6 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from meshwatch.bench.audit import run_audit_benchmark
 
                 lines = run_audit_benchmark(args.resources)
+            elif args.bench == "detect":
+                from meshwatch.bench.detect import run_detect_benchmark
+
+                lines = run_detect_benchmark()
             else:
                 from meshwatch.bench.ingest import run_ingest_benchmark
 
@@ -160,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 suppress=args.suppress,
             )
             return run_audit(request, print_line)
+        if args.command in ("train", "evaluate", "baseline"):
+            return _offline(args)
         settings = _settings(args)
         _logging(settings.log_level)
         if args.command == "serve":
@@ -178,6 +245,75 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_OK
+    return EXIT_OK
+
+
+def _offline(args: argparse.Namespace) -> int:
+    """train / evaluate / baseline promote."""
+    from meshwatch.detection.models import ModelError
+
+    try:
+        if args.command == "train":
+            from meshwatch.detection.models import TrainingParams
+            from meshwatch.runtime.training import train_from_capture
+
+            params = TrainingParams(
+                n_estimators=args.n_estimators,
+                target_false_alerts_per_day=args.false_alerts_per_day,
+            )
+            train_from_capture(args.capture_dir, args.out, args.window, params, print_line)
+            return EXIT_OK
+        if args.command == "evaluate":
+            from meshwatch.runtime.training import evaluation_profile, run_evaluation
+
+            config = evaluation_profile(args.profile, args.config)
+            reports = run_evaluation(
+                config, args.topology or ["bookinfo", "online-boutique"], print_line, args.report
+            )
+            if args.save_model is not None:
+                from meshwatch.adapters.files.models import save_bundle
+
+                bundle = next(
+                    (r.bundle for r in reports if r.topology == "bookinfo" and r.bundle), None
+                )
+                if bundle is None:
+                    raise ModelError("no Bookinfo model was learned in this evaluation")
+                for path in save_bundle(bundle, args.save_model):
+                    print_line(f"saved {path}")
+            return EXIT_OK
+        return _promote(args.url, args.token)
+    except (ModelError, ValueError, OSError) as exc:
+        print(f"meshwatch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _promote(url: str, token: str) -> int:
+    import json
+    import urllib.error
+    import urllib.request
+
+    if not url.startswith(("http://", "https://")):
+        print(f"meshwatch: --url must be http(s), got {url!r}", file=sys.stderr)
+        return EXIT_USAGE
+    request = urllib.request.Request(  # noqa: S310 (scheme checked above)
+        f"{url.rstrip('/')}/api/v1/baseline/promote", method="POST", data=b""
+    )
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310 (the user's own API URL)
+            doc = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")
+        print(f"meshwatch: promote refused ({exc.code}): {detail}", file=sys.stderr)
+        return EXIT_FAILURE
+    except urllib.error.URLError as exc:
+        print(f"meshwatch: cannot reach {url}: {exc.reason}", file=sys.stderr)
+        return EXIT_FAILURE
+    card = doc.get("model") or {}
+    print_line(
+        f"now observing: {card.get('edge_count', '?')} edges learned, threshold {card.get('threshold', '?')}"
+    )
     return EXIT_OK
 
 

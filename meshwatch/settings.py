@@ -81,6 +81,20 @@ class Settings:
     """Shutdown grace for open gRPC streams and HTTP requests."""
     log_level: str = "INFO"
     """Python logging level."""
+    mode: str = "learn"
+    """``learn`` (build the baseline, no alerts) or ``observe`` (alert)."""
+    learn_for: float = 0.0
+    """With mode observe and no model: learn for this long from the first call, then alert (0: unset)."""
+    learn_calls: int = 0
+    """Or learn until this many calls were seen (0: unset)."""
+    model: Path | None = None
+    """A model trained by ``meshwatch train`` (NAME.skops, with NAME.json and NAME.baseline.json)."""
+    state_dir: Path | None = None
+    """Where learned state (baseline, promoted model) is kept across restarts."""
+    false_alerts_per_day: float = 1.0
+    """Statistical alert budget for the whole mesh, used to calibrate thresholds."""
+    min_requests: int = 5
+    """Windows with fewer calls are not scored statistically (novel edges still are)."""
 
 
 _HOSTPORT = re.compile(
@@ -131,6 +145,34 @@ def _domain(text: Any) -> str:
     return value
 
 
+_DURATION = re.compile(r"^\s*(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>s|m|h|d)?\s*$")
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(text: Any) -> float:
+    """``90``, ``90s``, ``15m``, ``2h``, ``7d`` → seconds (0 allowed: unset)."""
+    match = _DURATION.match(str(text))
+    if match is None:
+        raise ValueError(f"expected a duration like 30m, 2h or 7d, got {text!r}")
+    return float(match["n"]) * _UNITS[match["unit"]]
+
+
+def _non_negative_int(text: Any) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"must be >= 0, got {value}")
+    return value
+
+
+def _mode(text: Any) -> str:
+    value = str(text).lower()
+    if value not in ("learn", "observe"):
+        raise ValueError(
+            "must be learn or observe (dry-run and enforce come with policy enforcement)"
+        )
+    return value
+
+
 def _optional_path(text: Any) -> Path | None:
     return Path(str(text)) if text not in (None, "") else None
 
@@ -153,6 +195,13 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "cluster_domain": _domain,
     "grace_seconds": _positive_float,
     "log_level": _log_level,
+    "mode": _mode,
+    "learn_for": parse_duration,
+    "learn_calls": _non_negative_int,
+    "model": _optional_path,
+    "state_dir": _optional_path,
+    "false_alerts_per_day": _positive_float,
+    "min_requests": _positive_int,
 }
 FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Settings))
 assert set(_PARSERS) == set(FIELD_NAMES), "every setting needs a parser"
@@ -192,6 +241,15 @@ def load_settings(
                 shown = ENV_PREFIX + name.upper() if origin == "environment" else name
                 raise SettingsError(f"invalid {origin} setting {shown}={raw!r}: {exc}") from exc
     settings = Settings(**merged)
+    if (
+        settings.mode == "observe"
+        and settings.model is None
+        and settings.state_dir is None
+        and not (settings.learn_for or settings.learn_calls)
+    ):
+        raise SettingsError(
+            "mode observe needs --model, a --state-dir holding a learned model, or --learn-for/--learn-calls"
+        )
     if settings.window_slices > 120:
         raise SettingsError("invalid setting window_slices: at most 120 slices per window")
     return settings

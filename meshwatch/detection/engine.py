@@ -39,9 +39,11 @@ from meshwatch.detection.models import (
 from meshwatch.features.baselines import FLOORS
 from meshwatch.features.rows import FEATURE_COLUMNS, TIME_COLUMNS, WindowRow, window_row
 from meshwatch.graph.mesh_graph import EdgeView
+from meshwatch.graph.windows import WindowStats
 
 MAX_ROWS_PER_EDGE = 2000
 MAX_PATHS_PER_EDGE = 512
+MAX_MERGED_WINDOWS = 5
 
 
 class Mode(enum.StrEnum):
@@ -110,6 +112,7 @@ class DetectionEngine:
         self.anomalies: deque[Anomaly] = deque(maxlen=params.max_anomalies)
         self.open: dict[EdgeId, tuple[Anomaly, float]] = {}
         self.last_scores: dict[EdgeId, float] = {}
+        self._sparse: dict[EdgeId, tuple[WindowStats, int]] = {}
         self.counts: Counter[str] = Counter()
         self._seq = 0
 
@@ -154,8 +157,11 @@ class DetectionEngine:
             for v in views:
                 if v.stats.requests:
                     key = (v.key.source, v.key.destination, v.key.port)
-                    self.learning.add(window_row(key, v.stats, end, w, None), v.stats.paths)
                     self.learning.edges.add(key)
+                    dense = self._dense(key, v.stats)
+                    if dense is not None:
+                        stats, count = dense
+                        self.learning.add(window_row(key, stats, end, w * count, None), stats.paths)
             return [], np.zeros((0, len(FEATURE_COLUMNS)))
         assert self.bundle is not None
         baseline = self.bundle.baseline
@@ -166,10 +172,30 @@ class DetectionEngine:
                 self._novel_still_active(key, v, end)
                 continue
             edge_baseline = baseline.edges.get(key)
-            if edge_baseline is None or v.stats.requests < self.params.min_requests:
+            if edge_baseline is None or not v.stats.requests:
                 continue
-            rows.append(window_row(key, v.stats, end, w, edge_baseline.paths))
+            dense = self._dense(key, v.stats)
+            if dense is not None:
+                stats, count = dense
+                rows.append(window_row(key, stats, end, w * count, edge_baseline.paths))
         return rows, normalised_matrix(rows, baseline)
+
+    def _dense(self, edge: EdgeId, stats: WindowStats) -> tuple[WindowStats, int] | None:
+        """What to score for an edge now: its window when it has ``min_requests`` calls, else
+        that window merged with its previous sparse ones (up to ``MAX_MERGED_WINDOWS``) once
+        together they do. Quiet edges are judged on enough evidence instead of never, or on
+        noise; the statistics merge exactly (counts, sums, sketches)."""
+        pending = self._sparse.pop(edge, None)
+        if pending is None and stats.requests >= self.params.min_requests:
+            return stats, 1
+        merged, count = pending if pending is not None else (WindowStats(), 0)
+        merged.merge(stats)
+        count += 1
+        if merged.requests >= self.params.min_requests:
+            return merged, count
+        if count < MAX_MERGED_WINDOWS:
+            self._sparse[edge] = (merged, count)
+        return None
 
     def _novel_still_active(self, edge: EdgeId, view: EdgeView, end: float) -> None:
         """A never-seen edge with traffic this window: extend its incident, or open a new one
@@ -320,6 +346,7 @@ class DetectionEngine:
         self.mode = Mode.OBSERVE
         self.target_mode = Mode.OBSERVE
         self.learning = _Learning()
+        self._sparse.clear()
         return bundle
 
     def edge_status(self, edge: EdgeId) -> tuple[str, float | None]:

@@ -93,12 +93,14 @@ class ModelCard:
 
 @dataclass(frozen=True, slots=True)
 class TrainingParams:
-    n_estimators: int = 200
+    n_estimators: int = 100
     max_samples: int | str = 256
     contamination: str | float = "auto"
     random_state: int = 7
     target_false_alerts_per_day: float = 1.0
     calibration_share: float = 0.25
+    threshold_margin: float = 0.5  # how far past the calibration maximum to extrapolate
+    min_requests: int = 5  # same floor as scoring: learn from the windows that will be scored
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,13 +151,22 @@ def train(
     params: TrainingParams,
 ) -> ModelBundle:
     """Fit on the earlier part of the rows (time order), calibrate the threshold on the rest."""
-    usable = sorted((r for r in rows if r.edge in baseline.edges), key=lambda r: r.end)
+    usable = sorted(
+        (r for r in rows if r.edge in baseline.edges and r.requests >= params.min_requests),
+        key=lambda r: r.end,
+    )
     if len(usable) < MIN_TRAINING_ROWS:
         raise ModelError(
             f"only {len(usable)} edge-windows to learn from; need at least {MIN_TRAINING_ROWS}"
         )
-    split = int(len(usable) * (1 - params.calibration_share))
-    fit_rows, calibration_rows = usable[:split], usable[split:]
+    # Calibrate on whole hours interleaved through the learning period (every 4th hour), not on
+    # its tail: the threshold must have seen nights as well as peaks.
+    blocks = max(2, round(1 / params.calibration_share))
+    fit_rows = [r for r in usable if int(r.end // 3600) % blocks != blocks - 1]
+    calibration_rows = [r for r in usable if int(r.end // 3600) % blocks == blocks - 1]
+    if len(calibration_rows) < 10 or len(fit_rows) < MIN_TRAINING_ROWS // 2:
+        split = int(len(usable) * (1 - params.calibration_share))
+        fit_rows, calibration_rows = usable[:split], usable[split:]
     model = EdgeIsolationForest(
         n_estimators=params.n_estimators,
         max_samples=params.max_samples,
@@ -164,7 +175,7 @@ def train(
     ).fit(normalised_matrix(fit_rows, baseline))
     scores = model.anomaly_score(normalised_matrix(calibration_rows, baseline))
     rate = per_window_rate(params.target_false_alerts_per_day, len(baseline.edges), window_seconds)
-    threshold = calibrate(scores, rate)
+    threshold = calibrate(scores, rate, params.threshold_margin)
     card = ModelCard(
         name=name,
         meshwatch_version=__version__,

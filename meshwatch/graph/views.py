@@ -3,6 +3,7 @@ the Grafana node graph and later issues read them. Add fields; never rename one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,9 +36,17 @@ def _ranked(counter: dict[str, int]) -> dict[str, int]:
     return dict(sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def edge_doc(edge: EdgeView) -> dict[str, Any]:
-    """A graph edge with its sliding-window statistics."""
+EdgeStatus = Callable[[tuple[str, str, int]], tuple[str, float | None]]
+
+
+def _normal(_: tuple[str, str, int]) -> tuple[str, float | None]:
+    return ("normal", None)
+
+
+def edge_doc(edge: EdgeView, status: EdgeStatus = _normal) -> dict[str, Any]:
+    """A graph edge with its sliding-window statistics and detection status."""
     stats = edge.stats
+    state, score = status((edge.key.source, edge.key.destination, edge.key.port))
     return {
         "source": edge.key.source,
         "target": edge.key.destination,
@@ -55,15 +64,20 @@ def edge_doc(edge: EdgeView) -> dict[str, Any]:
         "first_seen": iso(edge.first_seen),
         "last_seen": iso(edge.last_seen),
         "requests_total": edge.total_requests,
+        "status": state,
+        "anomaly_score": None if score is None else round(score, 4),
     }
 
 
-def graph_doc(nodes: list[Workload], edges: list[EdgeView], window: float) -> dict[str, Any]:
+def graph_doc(
+    nodes: list[Workload], edges: list[EdgeView], window: float, status: EdgeStatus = _normal
+) -> dict[str, Any]:
     """The ``/api/v1/graph`` document."""
     return {
         "window_seconds": window,
         "nodes": sorted((node_doc(n) for n in nodes), key=lambda d: d["id"]),
         "edges": sorted(
-            (edge_doc(e) for e in edges), key=lambda d: (d["source"], d["target"], d["port"])
+            (edge_doc(e, status) for e in edges),
+            key=lambda d: (d["source"], d["target"], d["port"]),
         ),
     }

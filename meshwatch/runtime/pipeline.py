@@ -15,6 +15,7 @@ from meshwatch.adapters.files.capture import CaptureWriter
 from meshwatch.counters import IngestCounters
 from meshwatch.errors import CaptureError
 from meshwatch.graph.mesh_graph import MeshGraph
+from meshwatch.runtime.detecting import Detection
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +33,13 @@ class Pipeline:
         graph: MeshGraph,
         counters: IngestCounters,
         capture: CaptureWriter | None,
+        detection: Detection | None = None,
     ) -> None:
         self.receiver = receiver
         self.graph = graph
         self.counters = counters
         self.capture = capture
+        self.detection = detection
         self._last_flush = time.monotonic()
 
     async def run(self) -> None:
@@ -72,7 +75,9 @@ class Pipeline:
                     for old_id, workload in resolver.take_aliases():
                         moved = graph.merge_node(old_id, workload)
                         log.info("identity %s is %s: merged %d edges", old_id, workload.id, moved)
-                graph.record_all(result.calls)
+                created = graph.record_all(result.calls)
+                if self.detection is not None:
+                    self.detection.on_ingest(result.calls, created)
                 counters.calls_recorded += len(result.calls)
                 if capture is not None:
                     capture.append(result.calls)

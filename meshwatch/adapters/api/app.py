@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,9 @@ class ApiDeps:
     metrics_content_type: str
     ready: Callable[[], bool]
     api_token: str = ""
+    anomalies: Callable[[Mapping[str, str]], dict[str, Any]] | None = None
+    baseline: Callable[[], dict[str, Any]] | None = None
+    promote: Callable[[], Awaitable[dict[str, Any]]] | None = None
 
 
 DEPS = web.AppKey("deps", ApiDeps)
@@ -82,6 +85,36 @@ async def graph(request: web.Request) -> web.Response:
     return _json(request.app[DEPS].graph())
 
 
+async def anomalies(request: web.Request) -> web.Response:
+    """Anomalies, newest first. Filters: kind, source, target, namespace, since (epoch s), limit."""
+    deps = request.app[DEPS]
+    if deps.anomalies is None:
+        return _json({"error": "detection is not running"}, status=404)
+    try:
+        return _json(deps.anomalies(request.query))
+    except ValueError as exc:
+        return _json({"error": "bad query", "detail": str(exc)}, status=400)
+
+
+async def baseline(request: web.Request) -> web.Response:
+    """Detection mode, learning progress and the model card."""
+    deps = request.app[DEPS]
+    if deps.baseline is None:
+        return _json({"error": "detection is not running"}, status=404)
+    return _json(deps.baseline())
+
+
+async def promote(request: web.Request) -> web.Response:
+    """Learn → observe now (409 with the reason when there is not enough to learn from)."""
+    deps = request.app[DEPS]
+    if deps.promote is None:
+        return _json({"error": "detection is not running"}, status=404)
+    try:
+        return _json(await deps.promote())
+    except ValueError as exc:
+        return _json({"error": "cannot promote", "detail": str(exc)}, status=409)
+
+
 def make_app(deps: ApiDeps) -> web.Application:
     """Build the aiohttp application."""
     app = web.Application(middlewares=[bearer_auth], client_max_size=64 * 1024)
@@ -90,4 +123,7 @@ def make_app(deps: ApiDeps) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/graph", graph)
+    app.router.add_get("/api/v1/anomalies", anomalies)
+    app.router.add_get("/api/v1/baseline", baseline)
+    app.router.add_post("/api/v1/baseline/promote", promote)
     return app

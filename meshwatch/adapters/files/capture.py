@@ -46,6 +46,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from meshwatch.calls import Call
+from meshwatch.calls import Call, Protocol, Reporter, Workload
 from meshwatch.errors import CaptureError
 
 SCHEMA = pa.schema(
@@ -203,6 +204,64 @@ class CaptureWriter:
         self._path.rename(self._path.with_suffix(""))
         self._writer = None
         self._path = None
+
+
+def _workload(row: dict[str, Any], side: str) -> Workload:
+    return Workload(
+        id=row[f"{side}_id"],
+        namespace=row[f"{side}_namespace"],
+        workload=row[f"{side}_workload"],
+        principal=row[f"{side}_principal"],
+        app=row[f"{side}_app"],
+        version=row[f"{side}_version"],
+        cluster_id=row[f"{side}_cluster"],
+        external=bool(row.get(f"{side}_external", False)),
+        provider=row.get(f"{side}_provider") or "",
+    )
+
+
+def calls_from_table(table: pa.Table) -> Iterator[Call]:
+    """Captured rows back into ``Call`` values, in time order (workloads interned)."""
+    interned: dict[tuple[Any, ...], Workload] = {}
+    ordered = table.sort_by("time")
+    for batch in ordered.to_batches(max_chunksize=50_000):
+        for row in batch.to_pylist():
+            ends = []
+            for side in ("source", "destination"):
+                key = tuple(
+                    row.get(f"{side}_{c}")
+                    for c in (
+                        "id",
+                        "namespace",
+                        "workload",
+                        "principal",
+                        "app",
+                        "version",
+                        "cluster",
+                        "external",
+                        "provider",
+                    )
+                )
+                workload = interned.get(key)
+                if workload is None:
+                    workload = interned[key] = _workload(row, side)
+                ends.append(workload)
+            yield Call(
+                row["time"].timestamp(),
+                ends[0],
+                ends[1],
+                row["port"],
+                Protocol(row["protocol"]),
+                row["method"],
+                row["path"],
+                row["status"],
+                row["bytes_sent"],
+                row["bytes_received"],
+                row["duration_ms"],
+                row["response_flags"],
+                Reporter(row["reporter"]),
+                row["authority"],
+            )
 
 
 def read_capture(directory: Path) -> pa.Table:

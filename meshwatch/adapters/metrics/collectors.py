@@ -10,8 +10,9 @@ edges, which the graph's TTL bounds.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -58,6 +59,8 @@ class Sources:
     counters: IngestCounters
     graph: Callable[[], MeshGraph]
     queue_capacity: int
+    detection: Callable[[], Mapping[str, Any]] | None = None
+    """Returns {"mode": str, "anomalies": {kind: n}, "threshold": float | None, ...}."""
 
 
 class IngestCollector(Collector):
@@ -183,11 +186,52 @@ class GraphCollector(Collector):
         yield requests
 
 
+class DetectionCollector(Collector):
+    """Anomaly counters (label ``kind`` only: bounded), mode and threshold."""
+
+    def __init__(self, sources: Sources) -> None:
+        self._s = sources
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        if self._s.detection is None:
+            return
+        state = self._s.detection()
+        counts = CounterMetricFamily(
+            "meshwatch_anomalies", "Anomalies raised, by kind.", labels=["kind"]
+        )
+        for kind in ("new-edge", "statistical"):
+            counts.add_metric([kind], state["anomalies"].get(kind, 0))
+        yield counts
+        mode = GaugeMetricFamily(
+            "meshwatch_detection_mode", "1 for the current detection mode.", labels=["mode"]
+        )
+        for name in ("learn", "observe"):
+            mode.add_metric([name], 1.0 if state["mode"] == name else 0.0)
+        yield mode
+        if state.get("threshold") is not None:
+            yield GaugeMetricFamily(
+                "meshwatch_detection_threshold",
+                "Statistical alert threshold.",
+                value=state["threshold"],
+            )
+        yield GaugeMetricFamily(
+            "meshwatch_detection_scoring_seconds",
+            "Duration of the last window scoring.",
+            value=state.get("scoring_seconds", 0.0),
+        )
+        yield CounterMetricFamily(
+            "meshwatch_detection_scored_windows",
+            "Edge-windows scored.",
+            value=state.get("scored_windows", 0),
+        )
+
+
 def make_registry(sources: Sources) -> CollectorRegistry:
     """meshwatch's own registry with its collectors."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(IngestCollector(sources))
     registry.register(GraphCollector(sources))
+    registry.register(DetectionCollector(sources))
     return registry
 
 
