@@ -94,7 +94,7 @@ class ModelCard:
 @dataclass(frozen=True, slots=True)
 class TrainingParams:
     n_estimators: int = 100
-    max_samples: int | str = 256
+    max_samples: int | str = "auto"
     contamination: str | float = "auto"
     random_state: int = 7
     target_false_alerts_per_day: float = 1.0
