@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck contracts pytest bench clean
+.PHONY: install demo test lint typecheck contracts pytest bench evaluate model clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,7 +35,15 @@ test: lint typecheck contracts pytest
 
 bench: install
 	$(BIN)/meshwatch bench audit
+	$(BIN)/meshwatch bench detect
 	$(BIN)/meshwatch bench ingest
+
+evaluate: install
+	$(BIN)/meshwatch evaluate --profile full
+
+# Regenerate the shipped default model (learned on simulated Bookinfo traffic, seeded).
+model: install
+	$(BIN)/meshwatch evaluate --profile full --topology bookinfo --save-model models/bookinfo.skops
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

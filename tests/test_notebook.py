@@ -26,9 +26,19 @@ def test_notebook_runs_and_writes_a_loadable_model(tmp_path: Path, monkeypatch) 
     monkeypatch.setenv("MESHWATCH_NB_HOURS", "8")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    NotebookClient(
+        nb,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+    ).execute()
     bundle = load_bundle(tmp_path / "models" / "bookinfo-tuned.skops", 60.0)
     assert bundle.card.edge_count >= 5
     assert (tmp_path / "models" / "bookinfo-tuned.json").exists()
-    assert any("recall" in str(o) or "contamination" in str(o) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert any(
+        "recall" in str(o) or "contamination" in str(o)
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+    )
     assert os.environ["MESHWATCH_NB_HOURS"] == "8"

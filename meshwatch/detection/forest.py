@@ -60,7 +60,7 @@ class EdgeIsolationForest(OutlierMixin, BaseEstimator):  # type: ignore[misc]
             max_features=self.max_features,
             random_state=self.random_state,
         ).fit(X)
-        self.nodes_ = _compile(self.forest_)
+        self._nodes: tuple[Any, ...] = _compile(self.forest_)
         self.normaliser_ = float(
             len(self.forest_.estimators_) * _average_path_length(self.forest_.max_samples_)
         )
@@ -85,7 +85,12 @@ class EdgeIsolationForest(OutlierMixin, BaseEstimator):  # type: ignore[misc]
         """``IsolationForest.score_samples``, computed by walking all trees at once, level by
         level, over one flattened node table: the same numbers (a test pins them) without the
         per-tree dispatch that dominates when a window has only a few edges to score."""
-        feature, threshold, left, right, lengths, roots, depth = self.nodes_
+        nodes_table: tuple[Any, ...] | None = getattr(self, "_nodes", None)
+        if nodes_table is None:
+            nodes_table = self._nodes = _compile(
+                self.forest_
+            )  # derived from forest_; rebuilt after loading
+        feature, threshold, left, right, lengths, roots, depth = nodes_table
         x32 = np.ascontiguousarray(X, dtype=np.float32)
         if x32.shape[0] > LEVEL_WALK_MAX_ROWS:  # big batches: one C call per tree is cheaper
             total = np.zeros(x32.shape[0], dtype=np.float64)
@@ -107,6 +112,17 @@ class EdgeIsolationForest(OutlierMixin, BaseEstimator):  # type: ignore[misc]
         depths = lengths[nodes].sum(axis=0)
         result: NDArray[np.float64] = -np.power(2.0, -depths / self.normaliser_)
         return result
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Saved state leaves out the compiled node table: it is derived from ``forest_``."""
+        state: dict[str, Any] = dict(super().__getstate__())
+        state.pop("_nodes", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if "forest_" in state:
+            self._nodes = _compile(self.forest_)
 
     def decision_function(self, X: ArrayLike) -> NDArray[np.float64]:
         """Negative for outliers (scikit-learn convention)."""

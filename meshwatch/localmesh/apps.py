@@ -56,10 +56,11 @@ def http_app(spec: WorkloadSpec, upstreams: Upstreams) -> web.Application:
 
     async def handle(request: web.Request) -> web.Response:
         await request.read()
-        for host in spec.calls:
+        status = _status(request)
+        for host in spec.calls if status < 400 else ():  # an error page calls no backend
             with contextlib.suppress(OSError, asyncio.TimeoutError):
                 await upstreams.call(host)
-        return web.Response(body=b"x" * _size(request), status=_status(request))
+        return web.Response(body=b"x" * _size(request), status=status)
 
     async def session_ctx(app: web.Application):  # type: ignore[no-untyped-def]
         upstreams.session = ClientSession(timeout=ClientTimeout(total=5))

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from meshwatch.detection.engine import Mode
 from meshwatch.localmesh.launcher import LocalMesh, free_port
 from meshwatch.localmesh.topology import BOOKINFO
 from meshwatch.runtime.serving import Service, build_service, run_service
@@ -32,12 +33,58 @@ async def _traffic(mesh: LocalMesh, rate: float, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), 1.0 / rate)
 
 
+async def _attack_after_learning(
+    service: Service, mesh: LocalMesh, say: Callable[[str], None]
+) -> None:
+    """Once meshwatch observes, act like a compromised productpage and report what it sees."""
+    engine = service.detection.engine
+    while engine.mode is not Mode.OBSERVE:  # noqa: ASYNC110 (polls another component's state)
+        await asyncio.sleep(0.5)
+    card = engine.bundle.card if engine.bundle else None
+    if card is not None:
+        say(f"learned {card.edge_count} edges; now observing (threshold {card.threshold:.3f})")
+    await asyncio.sleep(3)
+    say(
+        "attack: productpage calls ratings directly (lateral movement); the ingress probes admin paths"
+    )
+    with contextlib.suppress(OSError, asyncio.TimeoutError):
+        await mesh.request("productpage-v1", "ratings:9080", "/ratings/0?dump=all")
+    for _ in range(6):
+        for path in (
+            "/admin",
+            "/.env",
+            "/actuator/env",
+            "/api/v1/users/1",
+            "/debug/pprof",
+            "/backup.sql",
+        ):
+            with contextlib.suppress(OSError, asyncio.TimeoutError):
+                await mesh.request("istio-ingressgateway", "productpage:9080", path, status=404)
+    seen: set[str] = set()
+    while True:
+        for anomaly in reversed(list(engine.anomalies)):
+            if anomaly.id not in seen:
+                seen.add(anomaly.id)
+                say(
+                    f"ANOMALY {anomaly.kind.value}: {anomaly.source} -> {anomaly.target}:{anomaly.port}: {anomaly.reason}"
+                )
+        await asyncio.sleep(0.5)
+
+
 async def run_demo(
     settings: Settings, duration: float, rate: float, say: Callable[[str], None]
 ) -> None:
     """Run until Ctrl-C (or ``duration`` seconds)."""
     if settings.als_listen.port == Settings().als_listen.port:
         settings = replace(settings, als_listen=HostPort("127.0.0.1", free_port()))
+    if settings.mode == "learn" and settings.model is None:
+        # learn briefly on short windows, then observe: the demo shows the whole loop
+        settings = replace(
+            settings,
+            mode="observe",
+            learn_for=settings.learn_for or 40.0,
+            window=2.0 if settings.window == Settings().window else settings.window,
+        )
     service = build_service(settings)
     ready = asyncio.Event()
 
@@ -55,8 +102,12 @@ async def run_demo(
                 )
                 say(f"  live graph:  {http}/api/v1/graph")
                 say(f"  metrics:     {http}/metrics")
-                say("  Ctrl-C to stop.")
+                say(f"  anomalies:   {http}/api/v1/anomalies")
+                say(
+                    f"  learning normal traffic for {settings.learn_for:g}s on {settings.window:g}s windows; Ctrl-C to stop."
+                )
                 traffic = tasks.create_task(_traffic(mesh, rate, service.stop))
+                attack = tasks.create_task(_attack_after_learning(service, mesh, say))
                 if duration > 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(service.stop.wait(), duration)
@@ -64,11 +115,12 @@ async def run_demo(
                     await service.stop.wait()
                 service.stop.set()
                 await traffic
+                attack.cancel()
                 doc = service.graph_document()
                 say(f"graph: {len(doc['nodes'])} nodes, {len(doc['edges'])} edges")
                 for edge in doc["edges"]:
                     say(
                         f"  {edge['source']} -> {edge['target']}:{edge['port']} "
-                        f"{edge['protocol']} requests={edge['requests']} p99={edge['latency_p99_ms']}ms"
+                        f"{edge['protocol']} requests={edge['requests']} status={edge['status']}"
                     )
         await serving

@@ -17,8 +17,14 @@ T0 = 1_767_571_200.0
 
 
 def wl(app: str, version: str = "v1") -> Workload:
-    return Workload(id=f"shop/{app}", namespace="shop", workload=f"{app}-{version}", app=app, version=version,
-                    principal=f"spiffe://cluster.local/ns/shop/sa/{app}")
+    return Workload(
+        id=f"shop/{app}",
+        namespace="shop",
+        workload=f"{app}-{version}",
+        app=app,
+        version=version,
+        principal=f"spiffe://cluster.local/ns/shop/sa/{app}",
+    )
 
 
 def traffic(start: float, seconds: int, per_second: int = 2, **overrides: object) -> list[Call]:
@@ -28,16 +34,35 @@ def traffic(start: float, seconds: int, per_second: int = 2, **overrides: object
             t = start + s + k / per_second
             src = overrides.get("source", wl("web"))
             dst = overrides.get("target", wl("cart", "v2" if s % 600 > 300 else "v1"))  # rollouts
-            out.append(Call(t, src, dst, 8080, Protocol.HTTP, "GET", f"/cart/{(s * 7 + k) % 97}",
-                            int(overrides.get("status", 200)), 120, int(overrides.get("received", 900)),
-                            5.0 + (s % 5), "", Reporter.SERVER, ""))
+            out.append(
+                Call(
+                    t,
+                    src,
+                    dst,
+                    8080,
+                    Protocol.HTTP,
+                    "GET",
+                    f"/cart/{(s * 7 + k) % 97}",
+                    int(overrides.get("status", 200)),
+                    120,
+                    int(overrides.get("received", 900)),
+                    5.0 + (s % 5),
+                    "",
+                    Reporter.SERVER,
+                    "",
+                )
+            )
     return out
 
 
 def learned(hours: float = 3) -> tuple[MeshGraph, DetectionEngine, Replayer]:
     graph = MeshGraph(GraphLimits(window=60, slices=6, edge_ttl=86400))
-    engine = DetectionEngine(DetectionParams(window_seconds=60, learn_for=hours * 3600,
-                                             training=TrainingParams(n_estimators=50)), Mode.OBSERVE)
+    engine = DetectionEngine(
+        DetectionParams(
+            window_seconds=60, learn_for=hours * 3600, training=TrainingParams(n_estimators=50)
+        ),
+        Mode.OBSERVE,
+    )
     replayer = Replayer(graph, engine, 60)
     replayer.feed(traffic(T0, int(hours * 3600) + 120))
     assert engine.mode is Mode.OBSERVE
@@ -47,8 +72,24 @@ def learned(hours: float = 3) -> tuple[MeshGraph, DetectionEngine, Replayer]:
 def test_learning_then_a_never_seen_edge_alerts_at_its_first_call() -> None:
     _, engine, replayer = learned()
     t = T0 + 4 * 3600
-    attack = [Call(t + 0.25, wl("web"), wl("payments"), 50051, Protocol.HTTP, "POST", "/charge", 200, 80, 40, 3.0,
-                   "", Reporter.SERVER, "")]
+    attack = [
+        Call(
+            t + 0.25,
+            wl("web"),
+            wl("payments"),
+            50051,
+            Protocol.HTTP,
+            "POST",
+            "/charge",
+            200,
+            80,
+            40,
+            3.0,
+            "",
+            Reporter.SERVER,
+            "",
+        )
+    ]
     found = replayer.feed(traffic(t - 30, 30) + attack)
     (anomaly,) = [a for a in found if a.kind is AnomalyKind.NEW_EDGE]
     assert anomaly.edge == ("shop/web", "shop/payments", 50051)
@@ -68,7 +109,7 @@ def test_a_rollout_or_new_replica_of_a_known_workload_is_not_a_new_actor() -> No
 
 
 def test_an_error_storm_is_a_statistical_anomaly_that_explains_itself_as_one_incident() -> None:
-    _, engine, replayer = learned()
+    _, _, replayer = learned()
     t = T0 + 4 * 3600
     replayer.feed(traffic(t, 600))
     found = replayer.feed(traffic(t + 600, 300, status=503))
@@ -101,7 +142,9 @@ def test_quiet_edges_are_scored_over_merged_windows() -> None:
     graph = MeshGraph(GraphLimits(window=60))
     engine = DetectionEngine(DetectionParams(window_seconds=60, min_requests=5), Mode.LEARN)
     replayer = Replayer(graph, engine, 60)
-    sparse = [c for c in traffic(T0, 3600, per_second=1) if int(c.time) % 30 == 0]  # 2 calls a minute
+    sparse = [
+        c for c in traffic(T0, 3600, per_second=1) if int(c.time) % 30 == 0
+    ]  # 2 calls a minute
     replayer.feed(sparse)
     rows = engine.learned_rows()
     assert rows, "sparse windows are merged until they hold min_requests calls"

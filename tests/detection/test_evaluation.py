@@ -36,7 +36,9 @@ def test_statistical_attacks_are_caught(report: EvalReport) -> None:
             assert scenario.precision >= 0.8, (report.topology, scenario.name, scenario.precision)
 
 
-def test_normal_traffic_with_rollouts_stays_within_the_false_alert_budget(report: EvalReport) -> None:
+def test_normal_traffic_with_rollouts_stays_within_the_false_alert_budget(
+    report: EvalReport,
+) -> None:
     assert report.false_alerts_per_24h <= 1.0, report.false_alert_details
 
 

@@ -21,7 +21,9 @@ def test_forest_scores_equal_scikit_learns_isolation_forest(rows: int) -> None:
     ours = EdgeIsolationForest(n_estimators=60, random_state=4, deviation_weight=0.0).fit(X)
     reference = IsolationForest(n_estimators=60, random_state=4).fit(X)
     Y = rng.normal(size=(rows, 12)) * 3
-    np.testing.assert_allclose(ours.score_samples(Y), reference.score_samples(Y), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        ours.score_samples(Y), reference.score_samples(Y), rtol=0, atol=1e-12
+    )
 
 
 def test_anomaly_score_is_higher_for_worse_and_single_feature_extremes_stand_out() -> None:
