@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ def save_bundle(bundle: ModelBundle, model_path: Path) -> list[Path]:
     model_file, card_file, baseline_file = _paths(model_path)
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp) / "model.skops"
-        sio.dump(bundle.model, scratch)
+        sio.dump(bundle.model, scratch, compression=zipfile.ZIP_DEFLATED, compresslevel=6)
         model_bytes = scratch.read_bytes()
     baseline_bytes = json.dumps(bundle.baseline.to_doc(), separators=(",", ":")).encode()
     card = bundle.card.to_doc()
