@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from meshwatch import __version__
-from meshwatch.errors import MeshwatchError, SettingsError
+from meshwatch.errors import MeshwatchError, ModelError, SettingsError
 from meshwatch.settings import Settings, load_settings
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -240,6 +240,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"meshwatch: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except ModelError as exc:  # a refused model is a configuration problem, not a crash
+        print(f"meshwatch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except (MeshwatchError, OSError) as exc:
         print(f"meshwatch: {exc}", file=sys.stderr)
         return EXIT_FAILURE
@@ -250,8 +253,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _offline(args: argparse.Namespace) -> int:
     """train / evaluate / baseline promote."""
-    from meshwatch.detection.models import ModelError
-
     try:
         if args.command == "train":
             from meshwatch.detection.models import TrainingParams

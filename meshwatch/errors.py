@@ -23,3 +23,7 @@ class CaptureError(MeshwatchError):
 
 class LocalMeshError(MeshwatchError):
     """The local mesh (Envoy sidecars for the demo and tests) could not be started."""
+
+
+class ModelError(MeshwatchError):
+    """A model cannot be used (incompatible card, corrupt or untrusted file, too little data)."""

@@ -30,12 +30,12 @@ from meshwatch.detection.baseline import Baseline, EdgeId
 from meshwatch.detection.models import (
     MIN_TRAINING_ROWS,
     ModelBundle,
-    ModelError,
     TrainingParams,
     build_baseline,
     normalised_matrix,
     train,
 )
+from meshwatch.errors import ModelError
 from meshwatch.features.baselines import FLOORS
 from meshwatch.features.rows import FEATURE_COLUMNS, TIME_COLUMNS, WindowRow, window_row
 from meshwatch.graph.mesh_graph import EdgeView

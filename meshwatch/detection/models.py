@@ -18,15 +18,11 @@ from meshwatch import __version__
 from meshwatch.detection.baseline import Baseline
 from meshwatch.detection.forest import EdgeIsolationForest
 from meshwatch.detection.thresholds import Threshold, calibrate, per_window_rate
-from meshwatch.errors import MeshwatchError
+from meshwatch.errors import ModelError
 from meshwatch.features.baselines import BaselineBuilder
 from meshwatch.features.rows import FEATURE_COLUMNS, FEATURE_VERSION, WindowRow
 
 MIN_TRAINING_ROWS = 50
-
-
-class ModelError(MeshwatchError):
-    """A model cannot be used (incompatible card, corrupt file, not enough data)."""
 
 
 def _minor(version: str) -> str:

@@ -47,14 +47,19 @@ class Slice:
 
     def absorb(self, other: Slice) -> None:
         """Add another slice of the same index into this one."""
-        self.requests += other.requests
-        self.errors_5xx += other.errors_5xx
-        self.errors_4xx += other.errors_4xx
-        self.bytes_sent += other.bytes_sent
-        self.bytes_received += other.bytes_received
-        self.latency.merge(other.latency)
-        _add_counts(self.paths, other.paths)
-        _add_counts(self.methods, other.methods)
+        accumulate(self, other)
+
+
+def accumulate(into: Slice | WindowStats, other: Slice | WindowStats) -> None:
+    """Add one set of mergeable statistics to another (counts, sums, sketches, counters)."""
+    into.requests += other.requests
+    into.errors_5xx += other.errors_5xx
+    into.errors_4xx += other.errors_4xx
+    into.bytes_sent += other.bytes_sent
+    into.bytes_received += other.bytes_received
+    into.latency.merge(other.latency)
+    _add_counts(into.paths, other.paths)
+    _add_counts(into.methods, other.methods)
 
 
 def _add_counts(into: dict[str, int], other: dict[str, int]) -> None:
@@ -87,25 +92,11 @@ class WindowStats:
 
     def add_slice(self, part: Slice) -> None:
         """Merge one slice in."""
-        self.requests += part.requests
-        self.errors_5xx += part.errors_5xx
-        self.errors_4xx += part.errors_4xx
-        self.bytes_sent += part.bytes_sent
-        self.bytes_received += part.bytes_received
-        self.latency.merge(part.latency)
-        _add_counts(self.paths, part.paths)
-        _add_counts(self.methods, part.methods)
+        accumulate(self, part)
 
     def merge(self, other: WindowStats) -> None:
         """Merge another window (e.g. from another receiver replica) into this one."""
-        self.requests += other.requests
-        self.errors_5xx += other.errors_5xx
-        self.errors_4xx += other.errors_4xx
-        self.bytes_sent += other.bytes_sent
-        self.bytes_received += other.bytes_received
-        self.latency.merge(other.latency)
-        _add_counts(self.paths, other.paths)
-        _add_counts(self.methods, other.methods)
+        accumulate(self, other)
 
     def latency_ms(self, q: float) -> float | None:
         """A latency quantile in ms, or ``None`` when the window is empty."""

@@ -23,7 +23,7 @@ from meshwatch.adapters.api.app import ApiDeps, make_app
 from meshwatch.adapters.files.capture import CaptureWriter
 from meshwatch.adapters.metrics.collectors import CONTENT_TYPE, Sources, exposition, make_registry
 from meshwatch.counters import IngestCounters
-from meshwatch.detection.models import ModelError
+from meshwatch.errors import ModelError
 from meshwatch.graph.mesh_graph import GraphLimits, MeshGraph
 from meshwatch.graph.views import graph_doc
 from meshwatch.identity.resolving import IdentityResolver

@@ -15,8 +15,9 @@ from meshwatch.adapters.files.capture import calls_from_table, read_capture
 from meshwatch.adapters.files.models import save_bundle
 from meshwatch.calls import Call
 from meshwatch.detection.engine import DetectionEngine, DetectionParams, Mode
-from meshwatch.detection.models import ModelBundle, ModelError, TrainingParams
+from meshwatch.detection.models import ModelBundle, TrainingParams
 from meshwatch.detection.replaying import Replayer
+from meshwatch.errors import ModelError
 from meshwatch.graph.mesh_graph import GraphLimits, MeshGraph
 from meshwatch.simulation.evaluation import EvalConfig, EvalReport, evaluate
 from meshwatch.simulation.topologies import TOPOLOGIES

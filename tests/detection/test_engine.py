@@ -9,8 +9,9 @@ import pytest
 from meshwatch.calls import Call, Protocol, Reporter, Workload
 from meshwatch.detection.anomalies import AnomalyKind
 from meshwatch.detection.engine import DetectionEngine, DetectionParams, Mode
-from meshwatch.detection.models import ModelError, TrainingParams
+from meshwatch.detection.models import TrainingParams
 from meshwatch.detection.replaying import Replayer
+from meshwatch.errors import ModelError
 from meshwatch.graph.mesh_graph import GraphLimits, MeshGraph
 
 T0 = 1_767_571_200.0

@@ -11,7 +11,7 @@ import skops.io as sio
 from sklearn.linear_model import LogisticRegression
 
 from meshwatch.adapters.files.models import load_bundle, save_bundle
-from meshwatch.detection.models import ModelError
+from meshwatch.errors import ModelError
 from tests.detection.test_engine import learned
 
 
@@ -81,3 +81,37 @@ def test_untrusted_or_tampered_files_are_refused(
         load_bundle(evil, 60.0)
     with pytest.raises(ModelError, match=r"card .* is missing"):
         load_bundle(tmp_path / "nothing.skops", 60.0)
+
+
+def test_serve_refuses_an_incompatible_model_with_a_clear_one_line_error(
+    saved: tuple[Path, object],
+) -> None:
+    import subprocess
+    import sys
+
+    path, _ = saved
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "meshwatch",
+            "serve",
+            "--model",
+            str(path),
+            "--mode",
+            "observe",
+            "--window",
+            "30",
+            "--als-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "trained on 60s windows, running 30s" in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0

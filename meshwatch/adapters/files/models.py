@@ -21,8 +21,9 @@ import skops.io as sio
 
 from meshwatch.detection.baseline import Baseline
 from meshwatch.detection.forest import EdgeIsolationForest
-from meshwatch.detection.models import ModelBundle, ModelCard, ModelError
+from meshwatch.detection.models import ModelBundle, ModelCard
 from meshwatch.detection.thresholds import Threshold
+from meshwatch.errors import ModelError
 
 TRUSTED_TYPES = frozenset(
     {"meshwatch.detection.forest.EdgeIsolationForest", "sklearn.tree._tree.Tree"}
