@@ -25,8 +25,22 @@ def test_train_from_capture_writes_model_card_and_baseline(tmp_path: Path) -> No
     assert len(list(capture.glob("calls-*.parquet"))) >= 2
     out = tmp_path / "models" / "shop.skops"
     proc = subprocess.run(
-        [sys.executable, "-m", "meshwatch", "train", "--from", str(capture), "--out", str(out), "--n-estimators", "50"],
-        capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "meshwatch",
+            "train",
+            "--from",
+            str(capture),
+            "--out",
+            str(out),
+            "--n-estimators",
+            "50",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert "threshold" in proc.stdout
@@ -40,8 +54,20 @@ def test_train_from_capture_writes_model_card_and_baseline(tmp_path: Path) -> No
 
 def test_train_without_captures_is_a_clear_error(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "meshwatch", "train", "--from", str(tmp_path), "--out", str(tmp_path / "m.skops")],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            sys.executable,
+            "-m",
+            "meshwatch",
+            "train",
+            "--from",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "m.skops"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 2
     assert "no finished capture files" in proc.stderr

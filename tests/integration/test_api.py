@@ -124,3 +124,45 @@ async def test_app_factory_reports_not_ready_until_told() -> None:
         assert (await _get(f"http://127.0.0.1:{port}/readyz"))[0] == 200
     finally:
         await runner.cleanup()
+
+
+async def test_baseline_promote_command_reports_the_servers_answer(meshwatch: Any) -> None:
+    import asyncio
+    import sys
+
+    mw: Running = await meshwatch(api_token="t0k")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "meshwatch",
+        "baseline",
+        "promote",
+        "--url",
+        mw.http,
+        "--token",
+        "t0k",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1
+    assert "promote refused (409)" in err.decode()
+    assert "need at least" in err.decode()
+    doc = await mw.get_json("/api/v1/baseline", token="t0k")
+    assert doc["mode"] == "learn"
+    bad = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "meshwatch",
+        "baseline",
+        "promote",
+        "--url",
+        mw.http,
+        "--token",
+        "wrong",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(bad.communicate(), 60)
+    assert bad.returncode == 1
+    assert "(401)" in err.decode()
