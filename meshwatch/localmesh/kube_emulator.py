@@ -356,11 +356,7 @@ class KubeEmulator:
                 return not_found
             sent = str((body.get("metadata") or {}).get("resourceVersion", ""))
             if sent and sent != current["metadata"]["resourceVersion"]:
-                return _status(
-                    409,
-                    "Conflict",
-                    f'Operation cannot be fulfilled on {plural} "{name}": the object has been modified; please apply your changes to the latest version and try again',
-                )
+                return _stale(plural, name)
             body["kind"] = kind
             body.setdefault("metadata", {})["namespace"] = namespace or None
             if not namespace:
@@ -461,11 +457,7 @@ class KubeEmulator:
             return _status(415, "UnsupportedMediaType", f"unsupported patch type {content_type}")
         sent = str((body.get("metadata") or {}).get("resourceVersion", ""))
         if sent and sent != current["metadata"]["resourceVersion"]:
-            return _status(
-                409,
-                "Conflict",
-                f'Operation cannot be fulfilled on {plural} "{name}": the object has been modified; please apply your changes to the latest version and try again',
-            )
+            return _stale(plural, name)
         stored = self._stamp(_merge(current, body), current)
         self.objects[key] = stored
         return web.json_response(self._present(stored, group, version))
@@ -477,6 +469,15 @@ def _nested(path: tuple[str, ...], value: Any) -> dict[str, Any]:
         out = {part: out}
     result: dict[str, Any] = out
     return result
+
+
+def _stale(plural: str, name: str) -> web.Response:
+    return _status(
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on {plural} "{name}": the object has been modified; '
+        "please apply your changes to the latest version and try again",
+    )
 
 
 def kubeconfig(server: str, token: str) -> str:

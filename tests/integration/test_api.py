@@ -126,11 +126,10 @@ async def test_app_factory_reports_not_ready_until_told() -> None:
         await runner.cleanup()
 
 
-async def test_baseline_promote_command_reports_the_servers_answer(meshwatch: Any) -> None:
+async def _promote_cli(url: str, token: str) -> tuple[int, str]:
     import asyncio
     import sys
 
-    mw: Running = await meshwatch(api_token="t0k")
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -138,31 +137,25 @@ async def test_baseline_promote_command_reports_the_servers_answer(meshwatch: An
         "baseline",
         "promote",
         "--url",
-        mw.http,
+        url,
         "--token",
-        "t0k",
+        token,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     _, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 1
-    assert "promote refused (409)" in err.decode()
-    assert "need at least" in err.decode()
+    assert proc.returncode is not None
+    return proc.returncode, err.decode()
+
+
+async def test_baseline_promote_command_reports_the_servers_answer(meshwatch: Any) -> None:
+    mw: Running = await meshwatch(api_token="t0k")
+    code, err = await _promote_cli(mw.http, "t0k")
+    assert code == 1
+    assert "promote refused (409)" in err
+    assert "need at least" in err
     doc = await mw.get_json("/api/v1/baseline", token="t0k")
     assert doc["mode"] == "learn"
-    bad = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "meshwatch",
-        "baseline",
-        "promote",
-        "--url",
-        mw.http,
-        "--token",
-        "wrong",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await asyncio.wait_for(bad.communicate(), 60)
-    assert bad.returncode == 1
-    assert "(401)" in err.decode()
+    code, err = await _promote_cli(mw.http, "wrong")
+    assert code == 1
+    assert "(401)" in err

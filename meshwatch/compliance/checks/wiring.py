@@ -82,6 +82,7 @@ class AlsProviders(Check):
         service: Resource,
     ) -> None:
         port = settings.get("port")
+        why = f"the Service has no port {port}"
         for entry in as_list(service.spec.get("ports")):
             entry = as_map(entry)
             if entry.get("port") == port:
@@ -90,24 +91,10 @@ class AlsProviders(Check):
                 ).lower()
                 if protocol in GRPC_PROTOCOLS:
                     return
-                ctx.report(
-                    "MW0803",
-                    mesh,
-                    provider=name,
-                    kind=kind,
-                    service=service.ref,
-                    port=port,
-                    why=f"port {port} is named {entry.get('name', '(unnamed)')!r} without appProtocol grpc",
-                )
-                return
+                why = f"port {port} is named {entry.get('name', '(unnamed)')!r} without appProtocol grpc"
+                break
         ctx.report(
-            "MW0803",
-            mesh,
-            provider=name,
-            kind=kind,
-            service=service.ref,
-            port=port,
-            why=f"the Service has no port {port}",
+            "MW0803", mesh, provider=name, kind=kind, service=service.ref, port=port, why=why
         )
 
     @staticmethod
