@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 CAPTURE_FLUSH_ROWS = 20_000
 CAPTURE_FLUSH_SECONDS = 2.0
 HOUSEKEEPING_SECONDS = 5.0
+SLICE_SECONDS = 0.002
 
 
 class Pipeline:
@@ -53,7 +54,12 @@ class Pipeline:
         while True:
             decoder, message = await queue.get()
             batch = [(decoder, message)]
-            while len(batch) < 256:  # drain what is there without yielding per message
+            # Take what is waiting, but only about a time slice's worth: the receivers must get
+            # turns to read while we work, so that under overload the bounded queue fills and
+            # drops are counted here instead of gRPC flow control silently pushing back on the
+            # sidecars (whose own buffers would then drop, out of our sight).
+            deadline = time.perf_counter() + SLICE_SECONDS
+            while len(batch) < 64 and time.perf_counter() < deadline:
                 try:
                     batch.append(queue.get_nowait())
                 except asyncio.QueueEmpty:
@@ -83,6 +89,7 @@ class Pipeline:
                     capture.append(result.calls)
             for _ in batch:
                 queue.task_done()
+            await asyncio.sleep(0)  # let receivers read between batches
             if capture is not None and (
                 capture.pending >= CAPTURE_FLUSH_ROWS
                 or time.monotonic() - self._last_flush >= CAPTURE_FLUSH_SECONDS
