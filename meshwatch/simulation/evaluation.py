@@ -68,6 +68,7 @@ class ScenarioResult:
     true_alerts: int = 0
     normal_hours: float = 0.0
     false_alerts: int = 0
+    injected: list[dict[str, Any]] = field(default_factory=list)  # per injection: edge, start, ttd
 
     @property
     def recall(self) -> float:
@@ -271,6 +272,10 @@ def evaluate(
         result.injections = len(injections)
         for inj in injections:
             hits = [a for a in found if _matches(a, inj, topology, window)]
+            result.injected.append({
+                "edge": inj.edge_id(topology), "start": inj.start,
+                "ttd": min(a.first_seen for a in hits) - inj.start if hits else None,
+            })
             if hits:
                 result.detected += 1
                 delay = min(a.first_seen for a in hits) - inj.start
