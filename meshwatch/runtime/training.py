@@ -120,6 +120,10 @@ def _report_doc(report: EvalReport) -> dict[str, Any]:
                 "ttd": s.ttd,
                 "false_alerts_per_hour": s.false_per_hour,
                 "low_and_slow": s.low_and_slow,
+                "injections": [
+                    {"edge": list(d["edge"]), "start": d["start"], "ttd": d["ttd"]}
+                    for d in s.injected
+                ],
             }
             for s in report.scenarios
         ],

@@ -272,10 +272,13 @@ def evaluate(
         result.injections = len(injections)
         for inj in injections:
             hits = [a for a in found if _matches(a, inj, topology, window)]
-            result.injected.append({
-                "edge": inj.edge_id(topology), "start": inj.start,
-                "ttd": min(a.first_seen for a in hits) - inj.start if hits else None,
-            })
+            result.injected.append(
+                {
+                    "edge": inj.edge_id(topology),
+                    "start": inj.start,
+                    "ttd": min(a.first_seen for a in hits) - inj.start if hits else None,
+                }
+            )
             if hits:
                 result.detected += 1
                 delay = min(a.first_seen for a in hits) - inj.start
