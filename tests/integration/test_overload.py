@@ -67,3 +67,23 @@ async def test_full_queue_drops_and_counts_without_blocking_the_sender(meshwatch
     ]
     assert sample.value == dropped
     assert (await mw.get_json("/healthz"))["status"] == "ok"
+
+
+async def test_a_sidecar_that_comes_back_is_counted_as_a_reconnect_with_its_gap(
+    meshwatch: Any,
+) -> None:
+    import grpc
+
+    from meshwatch.bench.entries import first_message, http_messages
+
+    mw: Running = await meshwatch()
+    method = "/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs"
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{mw.service.als_port}") as channel:
+        for _ in range(2):
+            call = channel.stream_unary(method, request_serializer=None, response_deserializer=None)
+            await call(iter([first_message(3), *http_messages(1, 10, 2, 3, time.time())]))
+            await asyncio.sleep(0.3)
+    counters = mw.service.counters
+    assert counters.streams_opened == 2
+    assert counters.stream_reconnects == 1
+    assert 0.2 <= counters.stream_gap_seconds < 5
