@@ -26,7 +26,7 @@ import numpy as np
 
 from meshwatch.calls import Call
 from meshwatch.detection.anomalies import Anomaly, AnomalyKind, Deviation, SampleCall
-from meshwatch.detection.baseline import Baseline, EdgeId
+from meshwatch.detection.baseline import EdgeId
 from meshwatch.detection.models import (
     MIN_TRAINING_ROWS,
     ModelBundle,
@@ -364,7 +364,3 @@ class DetectionEngine:
         ):
             return "new", None
         return "normal", self.last_scores.get(edge)
-
-
-def empty_baseline() -> Baseline:
-    return Baseline()

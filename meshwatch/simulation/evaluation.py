@@ -5,13 +5,13 @@ injected attacks and false alerts on normal traffic with rollouts, through the l
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from meshwatch.detection.anomalies import Anomaly, AnomalyKind
+from meshwatch.detection.anomalies import Anomaly
 from meshwatch.detection.engine import DetectionEngine, DetectionParams, Mode
 from meshwatch.detection.models import ModelBundle, TrainingParams
 from meshwatch.detection.replaying import Replayer
@@ -297,15 +297,3 @@ def evaluate(
     return EvalReport(
         topology.name, config, results, engine.bundle, len(normal), config.normal_hours, details
     )
-
-
-def statistical_kinds() -> Iterator[AttackKind]:
-    yield from (k for k in AttackKind if not k.novel)
-
-
-def with_overrides(config: EvalConfig, **overrides: Any) -> EvalConfig:
-    return replace(config, **overrides)
-
-
-def kinds_of(anomalies: list[Anomaly]) -> set[AnomalyKind]:
-    return {a.kind for a in anomalies}
