@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshwatch.compliance.resources import MESH_CONFIG, WORKLOAD_KINDS, Resource, as_list, as_map
+from meshwatch.compliance.resources import MESH_CONFIG, WORKLOAD_KINDS, Resource, as_list
 from meshwatch.compliance.workloads import PodTemplate, pod_template
 
 DEFAULT_ROOT_NAMESPACE = "istio-system"
@@ -68,6 +68,3 @@ class Snapshot:
         declared = {r.name for r in self.by_kind.get("Namespace", [])}
         used = {r.namespace for r in self.resources if r.namespace}
         return declared | used
-
-    def extension_providers(self) -> list[Mapping[str, Any]]:
-        return [as_map(p) for p in as_list(self.mesh_config.get("extensionProviders"))]

@@ -74,12 +74,6 @@ class QuantileSketch:
                 return 2 * self._gamma**key / (self._gamma + 1)
         return 2 * self._gamma ** max(self.buckets) / (self._gamma + 1)
 
-    def copy(self) -> QuantileSketch:
-        """An independent copy."""
-        clone = QuantileSketch(self.accuracy, self.max_buckets)
-        clone.merge(self)
-        return clone
-
     def collapse(self) -> None:
         """Fold the lowest buckets together until at most ``max_buckets`` remain."""
         keys = sorted(self.buckets)
