@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -54,13 +55,28 @@ def _start_prometheus(
     return process, port
 
 
+def _prometheus(
+    binary: str, workdir: Path, target_port: int
+) -> tuple[str, subprocess.Popen[bytes] | None]:
+    """The Prometheus .ci/run started (meshwatch added through file service discovery), or
+    one of our own when running outside CI."""
+    shared, sd = (
+        os.environ.get("MESHWATCH_TEST_PROMETHEUS"),
+        os.environ.get("MESHWATCH_TEST_PROMETHEUS_SD"),
+    )
+    if shared and sd:
+        target = Path(sd) / f"meshwatch-{target_port}.json"
+        target.write_text(json.dumps([{"targets": [f"127.0.0.1:{target_port}"]}]))
+        return shared, None
+    process, port = _start_prometheus(binary, workdir, target_port, "scrape-token")
+    return f"http://127.0.0.1:{port}", process
+
+
 async def test_prometheus_scrapes_edges_joinable_with_istio_labels(
     meshwatch: Any, prometheus_binary: str, tmp_path: Path
 ) -> None:
     mw: Running = await meshwatch(api_token="scrape-token")
-    process, port = _start_prometheus(
-        prometheus_binary, tmp_path, mw.service.http_port, "scrape-token"
-    )
+    base, process = _prometheus(prometheus_binary, tmp_path, mw.service.http_port)
     try:
         async with LocalMesh(
             TOPOLOGY, mw.service.als_port, tmp_path / "mesh", flush_seconds=0.2
@@ -69,7 +85,7 @@ async def test_prometheus_scrapes_edges_joinable_with_istio_labels(
                 await mesh.request("sleep", HTTPBIN_HOST, "/")
 
             async def query() -> list[Any] | None:
-                url = f"http://127.0.0.1:{port}/api/v1/query"
+                url = f"{base}/api/v1/query"
                 promql = 'meshwatch_edge_requests_total{destination_workload="httpbin-v1",source_workload_namespace="default"}'
                 try:
                     async with (
@@ -88,5 +104,6 @@ async def test_prometheus_scrapes_edges_joinable_with_istio_labels(
         assert series["metric"]["request_protocol"] == "http"
         assert float(series["value"][1]) == 7
     finally:
-        process.terminate()
-        await asyncio.to_thread(process.wait, 10)
+        if process is not None:
+            process.terminate()
+            await asyncio.to_thread(process.wait, 10)
