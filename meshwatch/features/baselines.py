@@ -23,8 +23,8 @@ FLOORS: Mapping[str, float] = {
     "log_rate": 0.35,  # ~40 % more requests than the p99
     "ratio_5xx": 0.04,
     "ratio_4xx": 0.06,
-    "log_bytes_sent_per_req": 0.4,
-    "log_bytes_received_per_req": 0.4,
+    "log_bytes_sent_per_req": 0.3,
+    "log_bytes_received_per_req": 0.3,
     "log_latency_p50": 0.4,
     "log_latency_p99": 0.5,
     "distinct_paths": 2.0,

@@ -31,11 +31,12 @@ FEATURE_COLUMNS: tuple[str, ...] = (
 
 TIME_COLUMNS = frozenset({"hour_sin", "hour_cos"})
 EDGE_COLUMNS = tuple(c for c in FEATURE_COLUMNS if c not in TIME_COLUMNS)
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 RATIO_PSEUDO_COUNT = 10
 """Error ratios are e / (n + 10): one 404 among four requests at night is not a 25 % error
 rate. Large windows are barely affected (15 errors in 30 requests still reads 0.375)."""
-"""Bumped whenever a feature's meaning changes: old models are then refused."""
+"""Bumped whenever a feature's meaning or normalisation changes: old models are then refused.
+2: bytes-per-request floors lowered to 0.3 (a 2.5x payload change now stands out)."""
 
 
 @dataclass(frozen=True, slots=True)
