@@ -63,6 +63,16 @@ class Sources:
     """Returns {"mode": str, "anomalies": {kind: n}, "threshold": float | None, ...}."""
 
 
+def _labelled(
+    name: str, doc: str, labels: list[str], counts: Mapping[Any, int]
+) -> CounterMetricFamily:
+    """A counter family from a Counter keyed by one label value or a tuple of them."""
+    family = CounterMetricFamily(name, doc, labels=labels)
+    for key, n in sorted(counts.items()):
+        family.add_metric(list(key) if isinstance(key, tuple) else [key], n)
+    return family
+
+
 class IngestCollector(Collector):
     """Counters of the receiver and pipeline."""
 
@@ -71,28 +81,24 @@ class IngestCollector(Collector):
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         c = self._s.counters
-        received = CounterMetricFamily(
-            "meshwatch_als_entries_received", "ALS log entries received.", labels=["kind"]
+        yield _labelled(
+            "meshwatch_als_entries_received",
+            "ALS log entries received.",
+            ["kind"],
+            c.entries_received,
         )
-        for kind, n in sorted(c.entries_received.items()):
-            received.add_metric([kind], n)
-        yield received
-        dropped = CounterMetricFamily(
+        yield _labelled(
             "meshwatch_als_entries_dropped",
             "ALS log entries dropped before decoding.",
-            labels=["kind", "reason"],
+            ["kind", "reason"],
+            c.entries_dropped,
         )
-        for (kind, reason), n in sorted(c.entries_dropped.items()):
-            dropped.add_metric([kind, reason], n)
-        yield dropped
-        dup = CounterMetricFamily(
+        yield _labelled(
             "meshwatch_als_entries_duplicate",
             "Client-side entries skipped because the server-side sidecar logs the same call.",
-            labels=["kind"],
+            ["kind"],
+            c.entries_duplicate,
         )
-        for kind, n in sorted(c.entries_duplicate.items()):
-            dup.add_metric([kind], n)
-        yield dup
         yield CounterMetricFamily(
             "meshwatch_als_entries_intermediate",
             "Periodic TCP entries (counted at close).",
@@ -104,20 +110,18 @@ class IngestCollector(Collector):
         yield CounterMetricFamily(
             "meshwatch_als_received_bytes", "ALS message bytes received.", value=c.bytes_received
         )
-        errors = CounterMetricFamily(
+        yield _labelled(
             "meshwatch_als_decode_errors",
             "ALS messages that could not be decoded.",
-            labels=["reason"],
+            ["reason"],
+            c.decode_errors,
         )
-        for reason, n in sorted(c.decode_errors.items()):
-            errors.add_metric([reason], n)
-        yield errors
-        stream_errors = CounterMetricFamily(
-            "meshwatch_als_stream_errors", "ALS streams closed by an error.", labels=["reason"]
+        yield _labelled(
+            "meshwatch_als_stream_errors",
+            "ALS streams closed by an error.",
+            ["reason"],
+            c.stream_errors,
         )
-        for reason, n in sorted(c.stream_errors.items()):
-            stream_errors.add_metric([reason], n)
-        yield stream_errors
         yield CounterMetricFamily(
             "meshwatch_als_streams_opened", "ALS streams opened.", value=c.streams_opened
         )
