@@ -16,9 +16,9 @@ from meshwatch.compliance.auditing import Suppression, audit
 from meshwatch.compliance.findings import Severity
 from meshwatch.compliance.registry import ALL_CHECKS
 from meshwatch.compliance.reports import checks_doc, render_json, render_sarif, render_table
-from meshwatch.compliance.resources import Resource
-from meshwatch.compliance.snapshot import Snapshot
 from meshwatch.errors import MeshwatchError, SettingsError
+from meshwatch.istio.resources import Resource
+from meshwatch.istio.snapshot import Snapshot
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_INPUT = 0, 1, 2
 

@@ -1,14 +1,21 @@
 """Value types shared by every layer: who called whom, and how.
 
-``Workload`` and ``EdgeKey`` are frozen, slotted dataclasses: they are created once per
-identity and cached. ``Call`` is created once per access-log entry on the ingest hot path,
-so it is a ``NamedTuple``: just as immutable and typed, and about four times cheaper to
-build than a frozen dataclass with twenty fields.
+``Workload`` is a frozen, slotted dataclass: it is created once per identity and cached.
+``Call`` is created once per access-log entry on the ingest hot path, so it is a
+``NamedTuple``: just as immutable and typed, and about four times cheaper to build than a
+frozen dataclass with twenty fields. ``EdgeKey`` is a ``NamedTuple`` too, so the one edge
+identity is also a plain hashable tuple: the graph, the baseline, anomalies and the API all
+key on it, and a ``(source, destination, port)`` tuple finds the same dict entry.
+
+``WindowSpec`` is the one statistics window of a running meshwatch: every consumer (graph,
+features, detection, the window clock, training) takes it instead of its own copy of the
+numbers.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -57,13 +64,54 @@ class Workload:
 UNKNOWN = Workload(id="unknown", workload="unknown")
 
 
-@dataclass(frozen=True, slots=True)
-class EdgeKey:
-    """A directed edge of the communication graph: source → destination on a port."""
+class EdgeKey(NamedTuple):
+    """A directed edge of the communication graph: source → destination on a port.
+
+    JSON documents spell it ``source``/``target``/``port``; files spell it ``text``."""
 
     source: str
     destination: str
     port: int
+
+    @property
+    def text(self) -> str:
+        """``source|destination|port``: the edge as one string (baseline files, logs)."""
+        return f"{self.source}|{self.destination}|{self.port}"
+
+    @classmethod
+    def parse(cls, text: str) -> EdgeKey:
+        """The inverse of ``text`` (``ValueError`` when it is not one)."""
+        source, destination, port = text.rsplit("|", 2)
+        return cls(source, destination, int(port))
+
+    def __str__(self) -> str:
+        return f"{self.source} -> {self.destination}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSpec:
+    """The statistics window: ``window`` seconds, sliding in ``slices`` equal steps.
+
+    Windows are aligned to the epoch (a 60 s window closes on every whole minute), so the live
+    clock and a replay of the same calls close exactly the same windows.
+    """
+
+    window: float = 60.0
+    slices: int = 6
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.window) and self.window > 0):
+            raise ValueError(f"the window must be a positive number of seconds, not {self.window}")
+        if self.slices < 1:
+            raise ValueError(f"a window needs at least one slice, not {self.slices}")
+
+    @property
+    def slice_seconds(self) -> float:
+        return self.window / self.slices
+
+    def next_boundary(self, t: float) -> float:
+        """The end of the window that ``t`` falls in: the first boundary strictly after ``t``."""
+        return math.floor(t / self.window) * self.window + self.window
 
 
 class Call(NamedTuple):

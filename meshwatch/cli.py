@@ -33,6 +33,9 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
         "--capture-dir", metavar="DIR", help="write calls to rolling Parquet files here"
     )
     parser.add_argument("--window", metavar="SECONDS", help="sliding window length (default 60)")
+    parser.add_argument(
+        "--window-slices", metavar="N", help="the window slides in N steps (default 6)"
+    )
     parser.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR")
     parser.add_argument("--mode", help="learn or observe")
     parser.add_argument(
@@ -50,7 +53,7 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="meshwatch", description="Runtime defence for Istio meshes."
+        prog="meshwatch", description="Runtime defence for Istio meshes.", allow_abbrev=False
     )
     parser.add_argument("--version", action="version", version=f"meshwatch {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -106,7 +109,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--out", type=Path, required=True, help="models/NAME.skops")
     train.add_argument(
-        "--window", type=float, default=60.0, help="window seconds (must match serve)"
+        "--window",
+        type=float,
+        default=60.0,
+        help="window seconds; must match serve's --window (default: %(default)s)",
+    )
+    train.add_argument(
+        "--window-slices",
+        type=int,
+        default=6,
+        help="steps the window slides in; as serve's --window-slices (default: %(default)s)",
     )
     train.add_argument("--false-alerts-per-day", type=float, default=1.0)
     train.add_argument("--n-estimators", type=int, default=100)
@@ -159,6 +171,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "http_listen": args.http_listen,
         "capture_dir": args.capture_dir,
         "window": args.window,
+        "window_slices": args.window_slices,
         "log_level": args.log_level,
         "mode": args.mode,
         "learn_for": args.learn_for,
@@ -167,16 +180,28 @@ def _settings(args: argparse.Namespace) -> Settings:
         "state_dir": args.state_dir,
         "api_token": _read_token(args.api_token_file),
     }
-    return load_settings(file_values=file_values, env=os.environ, flags=flags)
+    # The demo learns briefly on short windows, then observes: it shows the whole loop in a
+    # minute. Any explicit setting (flag, environment, file) still wins.
+    defaults = (
+        {"window": "2", "mode": "observe", "learn_for": "40s"} if args.command == "demo" else {}
+    )
+    return load_settings(file_values=file_values, env=os.environ, flags=flags, defaults=defaults)
 
 
 def _read_token(path: str | None) -> str | None:
+    """The token in the file; an empty, blank or non-UTF-8 file is an error, never 'no auth'.
+    The message never contains the file's content."""
     if path is None:
         return None
     try:
-        return Path(path).read_text(encoding="utf-8").strip()
+        token = Path(path).read_bytes().decode("utf-8").strip()
     except OSError as exc:
         raise SettingsError(f"cannot read --api-token-file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"--api-token-file {path} is not UTF-8 text") from exc
+    if not token:
+        raise SettingsError(f"--api-token-file {path} is empty: refusing to run the API without auth")
+    return token
 
 
 def _logging(level: str) -> None:
@@ -262,7 +287,14 @@ def _offline(args: argparse.Namespace) -> int:
                 n_estimators=args.n_estimators,
                 target_false_alerts_per_day=args.false_alerts_per_day,
             )
-            train_from_capture(args.capture_dir, args.out, args.window, params, print_line)
+            from meshwatch.calls import WindowSpec
+
+            try:
+                window = WindowSpec(args.window, args.window_slices)
+            except ValueError as exc:
+                print(f"meshwatch: {exc}", file=sys.stderr)
+                return EXIT_USAGE
+            train_from_capture(args.capture_dir, args.out, window, params, print_line)
             return EXIT_OK
         if args.command == "evaluate":
             from meshwatch.runtime.training import evaluation_profile, run_evaluation

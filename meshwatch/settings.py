@@ -222,9 +222,14 @@ def load_settings(
     file_values: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
     flags: Mapping[str, Any] | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Merge and validate settings; raises ``SettingsError`` with one line on the first problem."""
+    """Merge and validate settings; raises ``SettingsError`` with one line on the first problem.
+
+    Precedence, lowest first: ``defaults`` (a command's own, e.g. the demo's short window),
+    the config file, the environment, flags."""
     sources: list[tuple[str, Mapping[str, Any]]] = [
+        ("default", defaults or {}),
         ("config file", file_values or {}),
         ("environment", env_values(env or {})),
         ("flag", {k: v for k, v in (flags or {}).items() if v is not None}),

@@ -16,7 +16,7 @@ import yaml
 
 from meshwatch.adapters.files.manifests import LoadResult, resources_from_text
 from meshwatch.compliance.auditing import audit
-from meshwatch.compliance.snapshot import Snapshot
+from meshwatch.istio.snapshot import Snapshot
 
 
 def generate(total: int, seed: int = 5) -> list[dict[str, Any]]:

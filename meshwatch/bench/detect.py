@@ -10,14 +10,14 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from meshwatch.calls import Call, Protocol, Reporter, Workload
+from meshwatch.calls import Call, EdgeKey, Protocol, Reporter, Workload
 from meshwatch.detection.baseline import Baseline
-from meshwatch.detection.engine import DetectionEngine, DetectionParams, Mode
+from meshwatch.detection.engine import DetectionParams, Mode
 from meshwatch.detection.forest import EdgeIsolationForest
-from meshwatch.detection.replaying import ingest
 from meshwatch.features.baselines import EdgeBaseline, FeatureStats
 from meshwatch.features.rows import EDGE_COLUMNS, FEATURE_COLUMNS
 from meshwatch.graph.mesh_graph import GraphLimits, MeshGraph
+from meshwatch.monitor.replaying import replay_monitor
 
 
 def _calls(edges: int, per_edge: int, t0: float) -> list[Call]:
@@ -70,8 +70,8 @@ def run_detect_benchmark() -> Iterator[str]:
         model.anomaly_score(small)
     yield f"scoring one window of 20 edges: {(time.perf_counter() - t) / 200 * 1e3:.2f} ms"
 
-    baseline = Baseline(known_edges={(f"ns/a{i}", f"ns/b{i}", 8080) for i in range(10_000)})
-    probe = ("ns/a5", "ns/b5", 8080)
+    baseline = Baseline(known_edges={EdgeKey(f"ns/a{i}", f"ns/b{i}", 8080) for i in range(10_000)})
+    probe = EdgeKey("ns/a5", "ns/b5", 8080)
     n = 1_000_000
     t = time.perf_counter()
     for _ in range(n):
@@ -83,9 +83,8 @@ def run_detect_benchmark() -> Iterator[str]:
     calls = _calls(200, 500, 1_000_000.0)
     graph_a = MeshGraph(GraphLimits())
     graph_a.record_all(calls)
-    engine = DetectionEngine(DetectionParams(), Mode.LEARN)
-    graph_b = MeshGraph(GraphLimits())
-    ingest(graph_b, engine, calls)
+    monitor = replay_monitor(DetectionParams(), Mode.LEARN)
+    monitor.ingest(calls)
     batches = [calls[i : i + 100] for i in range(0, len(calls), 100)]
     plain, hooked = [], []
     for _ in range(5):
@@ -95,7 +94,7 @@ def run_detect_benchmark() -> Iterator[str]:
         plain.append(time.perf_counter() - t)
         t = time.perf_counter()
         for b in batches:
-            ingest(graph_b, engine, b)
+            monitor.ingest(b)
         hooked.append(time.perf_counter() - t)
     per_call = (min(hooked) - min(plain)) / len(calls)
     yield (
@@ -112,7 +111,7 @@ def run_detect_benchmark() -> Iterator[str]:
     after_graph = tracemalloc.get_traced_memory()[0]
     stats = {c: FeatureStats(1.0, 2.0) for c in EDGE_COLUMNS}
     edges = {
-        (f"ns/a{i}", f"ns/b{i}", 8080): EdgeBaseline(
+        EdgeKey(f"ns/a{i}", f"ns/b{i}", 8080): EdgeBaseline(
             dict(stats), {f"/p{k}" for k in range(20)}, 100, 0.0
         )
         for i in range(1000)

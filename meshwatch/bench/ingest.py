@@ -22,9 +22,10 @@ from envoy.service.accesslog.v3 import als_pb2
 from meshwatch.adapters.als.server import start_server
 from meshwatch.bench.entries import first_message, http_entry, http_messages
 from meshwatch.decoding.lite import parse
-from meshwatch.decoding.streams import StreamDecoder
-from meshwatch.graph.mesh_graph import GraphLimits, MeshGraph
-from meshwatch.identity.resolving import IdentityResolver
+from meshwatch.decoding.streams import read_identifier
+from meshwatch.detection.engine import DetectionParams, Mode
+from meshwatch.graph.mesh_graph import GraphLimits
+from meshwatch.monitor.replaying import replay_monitor
 from meshwatch.runtime.serving import Service, build_service, run_service
 from meshwatch.settings import HostPort, Settings
 
@@ -113,7 +114,7 @@ async def e2e_rate(batch: int, streams: int, seconds: float) -> dict[str, float]
     service.stop.set()
     await server
     result["dropped"] = float(sum(service.counters.entries_dropped.values()))
-    result["edges"] = float(len(service.graph.edges))
+    result["edges"] = float(len(service.monitor.graph.edges))
     return result
 
 
@@ -131,13 +132,14 @@ def rss_run(total: int, edges: int) -> Iterator[str]:
 
     reporters = 20
     callers = max(1, edges // reporters)
-    resolver = IdentityResolver("cluster.local", "cluster.local")
-    graph = MeshGraph(GraphLimits())
-    decoders = []
+    monitor = replay_monitor(DetectionParams(), Mode.LEARN, edge_ttl=GraphLimits().edge_ttl)
+    graph = monitor.graph
+    streams = []
     for r in range(reporters):
-        d = StreamDecoder(resolver)
-        d.decode(parse(first_message(r)))
-        decoders.append(d)
+        first = parse(first_message(r))
+        stream = read_identifier(first.identifier)
+        monitor.ingest_message(stream, first)
+        streams.append(stream)
     rng = random.Random(11)
     batch = 100
     # One template message per reporter; start times are rewritten each step so slices slide.
@@ -161,10 +163,10 @@ def rss_run(total: int, edges: int) -> Iterator[str]:
             for e in m.http_logs.log_entry:
                 e.common_properties.start_time.seconds = int(t)
             data = m.SerializeToString()
-            graph.record_all(decoders[r].decode(parse(data)).calls)
+            monitor.ingest_message(streams[r], parse(data))
             done += batch
             if done % checkpoint == 0:
-                graph.expire(t)
+                monitor.expire(t)
                 yield f"rss: {done:>12,} {len(graph.edges):>6} {_rss_mb():>8.1f}"
     elapsed = time.perf_counter() - start
     yield f"rss: {total:,} entries in {elapsed:.1f}s ({total / elapsed:,.0f} entries/s incl. re-serialising)"

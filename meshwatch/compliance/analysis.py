@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 
 from meshwatch.compliance.catalogue import catalogue
 from meshwatch.compliance.findings import Finding
-from meshwatch.compliance.resources import MESH_CONFIG, WORKLOAD, Resource
-from meshwatch.compliance.snapshot import Snapshot
-from meshwatch.compliance.workloads import PodTemplate, selector_matches
+from meshwatch.istio.resources import MESH_CONFIG, WORKLOAD, Resource
+from meshwatch.istio.snapshot import Snapshot
+from meshwatch.istio.workloads import PodTemplate, selector_matches
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from meshwatch.compliance.analysis import Check, Context
 from meshwatch.compliance.findings import Finding
 from meshwatch.compliance.registry import ALL_CHECKS
-from meshwatch.compliance.snapshot import Snapshot
-from meshwatch.compliance.workloads import pod_template
+from meshwatch.istio.snapshot import Snapshot
+from meshwatch.istio.workloads import pod_template
 
 SUPPRESS_ANNOTATION = "meshwatch.io/audit-suppress"
 _RULE = re.compile(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from meshwatch.compliance.resources import Resource
+from meshwatch.istio.resources import Resource
 
 
 class Severity(enum.IntEnum):

@@ -1,7 +1,9 @@
-"""Turn the messages of one ALS stream into ``Call`` values, each call counted once.
+"""Turn the messages of ALS streams into ``Call`` values, each call counted once.
 
-Envoy sends the node identity only in a stream's first message, so a ``StreamDecoder`` lives
-as long as its stream and remembers it.
+Envoy sends the node identity only in a stream's first message. The transport reads it into
+an immutable ``StreamIdentity`` and hands every message on with it; the one ``Decoder`` (owned
+by the monitor core) keeps each stream's caches, keyed weakly on that identity, so nothing
+mutable rides the ingest queue and the caches go when the stream's last message is done.
 
 Counting once: both sidecars of an in-mesh call log it. Server-side (``inbound|…``) entries
 are authoritative, because only the server sees the caller's verified certificate. A
@@ -18,9 +20,11 @@ cache of resolved ends. The per-entry work is a handful of scalar reads.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from envoy.config.core.v3 import address_pb2
 from envoy.data.accesslog.v3 import accesslog_pb2
@@ -55,10 +59,37 @@ _PORT_FROM_DOWNSTREAM = -1
 _PORT_FROM_UPSTREAM = -2
 
 
+@dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
+class StreamIdentity:
+    """The sidecar behind one ALS stream, read from the stream's first message.
+
+    Compared and hashed by identity: each stream has its own, even when a node reconnects.
+    """
+
+    node_id: str
+    log_name: str
+    metadata: Mapping[str, Any]
+
+
+def read_identifier(raw_identifier: bytes) -> StreamIdentity:
+    """The stream's identity from its first message (``DecodeError`` without one)."""
+    try:
+        identifier = als_pb2.StreamAccessLogsMessage.Identifier.FromString(raw_identifier)
+    except ProtoDecodeError as exc:
+        raise DecodeError(f"malformed stream identifier: {exc}") from exc
+    if not identifier.node.id:
+        raise DecodeError("first message of an ALS stream carries no node identifier")
+    node = identifier.node
+    return StreamIdentity(
+        node.id, identifier.log_name, MappingProxyType(struct_to_dict(node.metadata))
+    )
+
+
 @dataclass(slots=True)
 class DecodeResult:
     """What one message produced; the counters feed metrics."""
 
+    kind: str = "none"  # http, tcp or none
     calls: list[Call] = field(default_factory=list)
     entries: int = 0
     duplicates: int = 0
@@ -101,36 +132,41 @@ def _address_port(raw: bytes) -> int:
     return port
 
 
-class StreamDecoder:
-    """Decodes the messages of one stream. Not shared between streams."""
+class Decoder:
+    """Decodes the messages of every stream; one per monitor core, owned by its task."""
 
     def __init__(self, resolver: IdentityResolver) -> None:
+        self._resolver = resolver
+        self._streams: WeakKeyDictionary[StreamIdentity, StreamDecoder] = WeakKeyDictionary()
+
+    def decode(self, stream: StreamIdentity, message: Any) -> DecodeResult:
+        """Decode one ``lite.LiteStream`` message of ``stream`` (``DecodeError`` if malformed)."""
+        decoder = self._streams.get(stream)
+        if decoder is None:
+            reporter = self._resolver.reporter(stream.node_id, stream.metadata)
+            decoder = self._streams[stream] = StreamDecoder(self._resolver, reporter)
+        return decoder.decode(message)
+
+    @property
+    def streams(self) -> int:
+        """Streams with messages still in flight or recently decoded."""
+        return len(self._streams)
+
+
+class StreamDecoder:
+    """Decodes the messages of one stream, whose reporting sidecar is known."""
+
+    def __init__(self, resolver: IdentityResolver, reporter: Workload) -> None:
         self._resolver = resolver
         self._ends: dict[tuple[Any, ...], Ends] = {}
         self._generation = resolver.generation
         self._statuses: dict[bytes, int] = {b"": 0}
         self._flags: dict[bytes, str] = {b"": ""}
-        self.reporter: Workload | None = None
-        self.log_name = ""
-        self.node_id = ""
-
-    def identify(self, raw_identifier: bytes) -> Workload:
-        """Take the stream's identity from its first message (``DecodeError`` without one)."""
-        try:
-            identifier = als_pb2.StreamAccessLogsMessage.Identifier.FromString(raw_identifier)
-        except ProtoDecodeError as exc:
-            raise DecodeError(f"malformed stream identifier: {exc}") from exc
-        if not identifier.node.id:
-            raise DecodeError("first message of an ALS stream carries no node identifier")
-        node = identifier.node
-        self.node_id = node.id
-        self.log_name = identifier.log_name
-        self.reporter = self._resolver.reporter(node.id, struct_to_dict(node.metadata))
-        return self.reporter
+        self.reporter = reporter
 
     def decode(self, message: Any) -> DecodeResult:
-        """Decode one ``lite.LiteStream`` message (identifying the stream first if needed)."""
-        reporter = self.reporter if self.reporter is not None else self.identify(message.identifier)
+        """Decode one ``lite.LiteStream`` message."""
+        reporter = self.reporter
         if self._generation != self._resolver.generation:
             self._generation = self._resolver.generation
             self._ends.clear()
@@ -138,10 +174,12 @@ class StreamDecoder:
         kind = message.WhichOneof("log_entries")
         try:
             if kind == "http_logs":
+                result.kind = "http"
                 entries = message.http_logs.log_entry
                 result.entries = len(entries)
                 self._decode_http(entries, reporter, result)
             elif kind == "tcp_logs":
+                result.kind = "tcp"
                 tcp_entries = message.tcp_logs.log_entry
                 result.entries = len(tcp_entries)
                 self._decode_tcp(tcp_entries, reporter, result)

@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import enum
 import math
-import random
 from collections import Counter, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from meshwatch.calls import Call
+from meshwatch.calls import Call, EdgeKey, WindowSpec
 from meshwatch.detection.anomalies import Anomaly, AnomalyKind, Deviation, SampleCall
-from meshwatch.detection.baseline import EdgeId
+from meshwatch.detection.baseline import Baseline
+from meshwatch.detection.learning import Learning
 from meshwatch.detection.models import (
     MIN_TRAINING_ROWS,
     ModelBundle,
@@ -41,8 +41,6 @@ from meshwatch.features.rows import FEATURE_COLUMNS, TIME_COLUMNS, WindowRow, wi
 from meshwatch.graph.mesh_graph import EdgeView
 from meshwatch.graph.windows import WindowStats
 
-MAX_ROWS_PER_EDGE = 2000
-MAX_PATHS_PER_EDGE = 512
 MAX_MERGED_WINDOWS = 5
 
 
@@ -53,40 +51,29 @@ class Mode(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class DetectionParams:
-    window_seconds: float = 60.0
+    window: WindowSpec = field(default_factory=WindowSpec)
     min_requests: int = 5
     cooldown_windows: int = 2
     max_anomalies: int = 10_000
     top_deviations: int = 3
-    learn_for: float | None = None  # seconds from the first call
+    learn_for: float | None = None  # seconds from the first window with traffic (our clock)
     learn_calls: int | None = None
     training: TrainingParams = field(default_factory=TrainingParams)
 
 
-@dataclass
-class _Learning:
-    rows: dict[EdgeId, list[WindowRow]] = field(default_factory=dict)
-    seen: Counter[EdgeId] = field(default_factory=Counter)
-    paths: dict[EdgeId, set[str]] = field(default_factory=dict)
-    edges: set[EdgeId] = field(default_factory=set)
-    calls: int = 0
-    started: float | None = None
-    rng: random.Random = field(default_factory=lambda: random.Random(11))  # noqa: S311 (sampling, not secrets)
+@dataclass(frozen=True, slots=True)
+class PromotionPlan:
+    """Everything fitting a model needs, frozen at the moment promotion was decided."""
 
-    def add(self, row: WindowRow, paths: Iterable[str]) -> None:
-        """Reservoir-sample rows per edge so learning for days stays bounded in memory."""
-        bucket = self.rows.setdefault(row.edge, [])
-        self.seen[row.edge] += 1
-        if len(bucket) < MAX_ROWS_PER_EDGE:
-            bucket.append(row)
-        else:
-            slot = self.rng.randrange(self.seen[row.edge])
-            if slot < MAX_ROWS_PER_EDGE:
-                bucket[slot] = row
-        known = self.paths.setdefault(row.edge, set())
-        for p in paths:
-            if len(known) < MAX_PATHS_PER_EDGE:
-                known.add(p)
+    name: str
+    rows: tuple[WindowRow, ...]
+    baseline: Baseline
+    window_seconds: float
+    training: TrainingParams
+
+    def fit(self) -> ModelBundle:
+        """Fit and calibrate (CPU-bound, pure: safe in a worker thread)."""
+        return train(self.name, self.rows, self.baseline, self.window_seconds, self.training)
 
 
 class DetectionEngine:
@@ -108,23 +95,21 @@ class DetectionEngine:
         self.bundle = bundle
         self.mode = Mode.OBSERVE if bundle is not None and mode is Mode.OBSERVE else Mode.LEARN
         self.target_mode = mode
-        self.learning = _Learning()
+        self.learning = Learning()
         self.anomalies: deque[Anomaly] = deque(maxlen=params.max_anomalies)
-        self.open: dict[EdgeId, tuple[Anomaly, float]] = {}
-        self.last_scores: dict[EdgeId, float] = {}
-        self._sparse: dict[EdgeId, tuple[WindowStats, int]] = {}
+        self.open: dict[EdgeKey, tuple[Anomaly, float]] = {}
+        self.last_scores: dict[EdgeKey, float] = {}
+        self._sparse: dict[EdgeKey, tuple[WindowStats, int]] = {}
         self.counts: Counter[str] = Counter()
         self._seq = 0
 
     # -- traffic ------------------------------------------------------------------------
 
     def on_calls(self, calls: Sequence[Call]) -> None:
-        if self.mode is Mode.LEARN and calls:
+        if self.mode is Mode.LEARN:
             self.learning.calls += len(calls)
-            if self.learning.started is None:
-                self.learning.started = calls[0].time
 
-    def on_new_edge(self, edge: EdgeId, first_call: Call) -> Anomaly | None:
+    def on_new_edge(self, edge: EdgeKey, first_call: Call) -> Anomaly | None:
         """The deterministic check, at the edge's first call."""
         if self.mode is Mode.LEARN:
             self.learning.edges.add(edge)
@@ -139,7 +124,7 @@ class DetectionEngine:
             math.inf,
             math.inf,
             first_call.time,
-            reason=f"edge {edge[0]} -> {edge[1]}:{edge[2]} was never seen while learning (baseline up to {learned:.0f})",
+            reason=f"edge {edge} was never seen while learning (baseline up to {learned:.0f})",
             samples=[SampleCall.of(first_call)],
         )
         self.open[edge] = (anomaly, first_call.time)
@@ -152,11 +137,15 @@ class DetectionEngine:
     ) -> tuple[list[WindowRow], np.ndarray]:
         """Feature rows of the window ending at ``end``. While learning they are kept, and
         nothing is returned to score; when observing, the normalised matrix is returned."""
-        w = self.params.window_seconds
+        w = self.params.window.window
         if self.mode is Mode.LEARN:
+            if self.learning.started is None and self.learning.calls:
+                # Learning time is the driver's clock (window boundaries), never a time an
+                # entry claims: one entry dated 1970 must not end learning at once.
+                self.learning.started = end - w
             for v in views:
                 if v.stats.requests:
-                    key = (v.key.source, v.key.destination, v.key.port)
+                    key = v.key
                     self.learning.edges.add(key)
                     dense = self._dense(key, v.stats)
                     if dense is not None:
@@ -167,7 +156,7 @@ class DetectionEngine:
         baseline = self.bundle.baseline
         rows = []
         for v in views:
-            key = (v.key.source, v.key.destination, v.key.port)
+            key = v.key
             if v.stats.requests and baseline.is_novel(key):
                 self._novel_still_active(key, v, end)
                 continue
@@ -180,7 +169,7 @@ class DetectionEngine:
                 rows.append(window_row(key, stats, end, w * count, edge_baseline.paths))
         return rows, normalised_matrix(rows, baseline)
 
-    def _dense(self, edge: EdgeId, stats: WindowStats) -> tuple[WindowStats, int] | None:
+    def _dense(self, edge: EdgeKey, stats: WindowStats) -> tuple[WindowStats, int] | None:
         """What to score for an edge now: its window when it has ``min_requests`` calls, else
         that window merged with its previous sparse ones (up to ``MAX_MERGED_WINDOWS``) once
         together they do. Quiet edges are judged on enough evidence instead of never, or on
@@ -197,19 +186,19 @@ class DetectionEngine:
             self._sparse[edge] = (merged, count)
         return None
 
-    def _novel_still_active(self, edge: EdgeId, view: EdgeView, end: float) -> None:
+    def _novel_still_active(self, edge: EdgeKey, view: EdgeView, end: float) -> None:
         """A never-seen edge with traffic this window: extend its incident, or open a new one
         if it went quiet for longer than the cooldown (the first call of an edge is caught at
         decode time; this catches an unapproved edge coming back)."""
         current = self.open.get(edge)
-        horizon = end - (self.params.cooldown_windows + 1) * self.params.window_seconds - 1e-6
+        horizon = end - (self.params.cooldown_windows + 1) * self.params.window.window - 1e-6
         if current is not None and current[1] >= horizon:
             current[0].windows += 1
             current[0].last_seen = end
             self.open[edge] = (current[0], end)
             return
         samples = [SampleCall.of(c) for c in view.samples]
-        start = end - self.params.window_seconds
+        start = end - self.params.window.window
         first = min((c.time for c in view.samples if c.time >= start), default=end)
         anomaly = self._new(
             AnomalyKind.NEW_EDGE,
@@ -217,7 +206,7 @@ class DetectionEngine:
             math.inf,
             math.inf,
             first,
-            reason=f"edge {edge[0]} -> {edge[1]}:{edge[2]} is not in the baseline and is active again",
+            reason=f"edge {edge} is not in the baseline and is active again",
             samples=samples,
         )
         self.open[edge] = (anomaly, end)
@@ -229,10 +218,10 @@ class DetectionEngine:
         if self.bundle is None:
             return []
         threshold = self.bundle.threshold
-        samples = {(v.key.source, v.key.destination, v.key.port): v.samples for v in views}
+        samples = {v.key: v.samples for v in views}
         self.last_scores = {r.edge: float(s) for r, s in zip(rows, scores, strict=True)}
         fresh: list[Anomaly] = []
-        horizon = end - self.params.cooldown_windows * self.params.window_seconds - 1e-6
+        horizon = end - self.params.cooldown_windows * self.params.window.window - 1e-6
         for row, score in zip(rows, scores, strict=True):
             if not threshold.is_anomalous(float(score)):
                 continue
@@ -264,9 +253,13 @@ class DetectionEngine:
             )
             self.open[row.edge] = (anomaly, end)
             fresh.append(anomaly)
-        for edge in [e for e, (_, t) in self.open.items() if t < horizon]:
-            del self.open[edge]
         return fresh
+
+    def expire_incidents(self, end: float) -> list[Anomaly]:
+        """Close the incidents that saw no anomalous window for ``cooldown_windows``."""
+        horizon = end - self.params.cooldown_windows * self.params.window.window - 1e-6
+        ended = [edge for edge, (_, t) in self.open.items() if t < horizon]
+        return [self.open.pop(edge)[0] for edge in ended]
 
     def _deviations(self, row: WindowRow) -> list[Deviation]:
         assert self.bundle is not None
@@ -284,7 +277,7 @@ class DetectionEngine:
     def _new(
         self,
         kind: AnomalyKind,
-        edge: EdgeId,
+        edge: EdgeKey,
         score: float,
         threshold: float,
         at: float,
@@ -296,9 +289,9 @@ class DetectionEngine:
         anomaly = Anomaly(
             id=f"{kind.value}-{self._seq}",
             kind=kind,
-            source=edge[0],
-            target=edge[1],
-            port=edge[2],
+            source=edge.source,
+            target=edge.destination,
+            port=edge.port,
             score=score,
             threshold=threshold,
             first_seen=at,
@@ -330,26 +323,42 @@ class DetectionEngine:
     def learned_rows(self) -> list[WindowRow]:
         return [r for rows in self.learning.rows.values() for r in rows]
 
-    def promote(self, name: str = "learned") -> ModelBundle:
-        """Build the baseline from what was learned and fit a model; switch to observe.
-        Raises ``ModelError`` (and stays learning) when there is too little to learn from."""
+    def resume(self, learning: Learning) -> None:
+        """Continue learning from a checkpoint (only while learning)."""
+        if self.mode is Mode.LEARN:
+            self.learning = learning
+
+    def plan_promotion(self, name: str = "learned") -> PromotionPlan:
+        """Freeze what was learned into a plan to fit (``ModelError`` when there is too little
+        to learn from; learning then simply goes on). The plan is immutable, so the live
+        service can fit it in a worker thread while this engine keeps learning."""
         rows = self.learned_rows()
         if len(rows) < MIN_TRAINING_ROWS:
+            edges = len(self.learning.rows)
             raise ModelError(
-                f"only {len(rows)} edge-windows learned so far; need at least {MIN_TRAINING_ROWS}"
+                f"only {len(rows)} edge-windows learned so far ({edges} edges, "
+                f"{self.learning.calls} calls); need at least {MIN_TRAINING_ROWS}"
             )
         baseline = build_baseline(
             rows, self.learning.paths, self.learning.edges, self.learning.calls
         )
-        bundle = train(name, rows, baseline, self.params.window_seconds, self.params.training)
+        return PromotionPlan(name, tuple(rows), baseline, self.params.window.window, self.params.training)
+
+    def adopt(self, bundle: ModelBundle) -> None:
+        """Switch to observing with ``bundle`` (learning state is dropped)."""
         self.bundle = bundle
         self.mode = Mode.OBSERVE
         self.target_mode = Mode.OBSERVE
-        self.learning = _Learning()
+        self.learning = Learning()
         self._sparse.clear()
+
+    def promote(self, name: str = "learned") -> ModelBundle:
+        """Plan, fit and adopt in one step (replay; the live service fits in a thread)."""
+        bundle = self.plan_promotion(name).fit()
+        self.adopt(bundle)
         return bundle
 
-    def edge_status(self, edge: EdgeId) -> tuple[str, float | None]:
+    def edge_status(self, edge: EdgeKey) -> tuple[str, float | None]:
         """(status, last score) for the graph API: ``new``, ``anomalous`` or ``normal``."""
         current = self.open.get(edge)
         if current is not None:

@@ -15,6 +15,7 @@ import numpy as np
 import sklearn
 
 from meshwatch import __version__
+from meshwatch.calls import EdgeKey
 from meshwatch.detection.baseline import Baseline
 from meshwatch.detection.forest import EdgeIsolationForest
 from meshwatch.detection.thresholds import Threshold, calibrate, per_window_rate
@@ -117,8 +118,8 @@ class ModelBundle:
 
 def build_baseline(
     rows: Sequence[WindowRow],
-    paths: Mapping[tuple[str, str, int], set[str]],
-    known_edges: set[tuple[str, str, int]],
+    paths: Mapping[EdgeKey, set[str]],
+    known_edges: set[EdgeKey],
     calls: int,
 ) -> Baseline:
     builder = BaselineBuilder()

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from statistics import median
 from typing import Any
 
+from meshwatch.calls import EdgeKey
 from meshwatch.features.rows import EDGE_COLUMNS, FEATURE_COLUMNS, TIME_COLUMNS, WindowRow
 
 # Smallest spread per feature, in that feature's units.
@@ -94,11 +95,11 @@ NEUTRAL = {c: FeatureStats(0.0, 0.0) for c in EDGE_COLUMNS}
 class BaselineBuilder:
     """Accumulates rows while learning; ``build`` turns them into per-edge baselines."""
 
-    rows: dict[tuple[str, str, int], list[tuple[float, ...]]] = field(
+    rows: dict[EdgeKey, list[tuple[float, ...]]] = field(
         default_factory=lambda: defaultdict(list)
     )
-    paths: dict[tuple[str, str, int], set[str]] = field(default_factory=lambda: defaultdict(set))
-    first_seen: dict[tuple[str, str, int], float] = field(default_factory=dict)
+    paths: dict[EdgeKey, set[str]] = field(default_factory=lambda: defaultdict(set))
+    first_seen: dict[EdgeKey, float] = field(default_factory=dict)
 
     def add(self, row: WindowRow, paths: Iterable[str]) -> None:
         self.rows[row.edge].append(row.values)
@@ -108,7 +109,7 @@ class BaselineBuilder:
                 known.add(p)
         self.first_seen.setdefault(row.edge, row.end)
 
-    def build(self) -> dict[tuple[str, str, int], EdgeBaseline]:
+    def build(self) -> dict[EdgeKey, EdgeBaseline]:
         out = {}
         for edge, values in self.rows.items():
             columns = list(zip(*values, strict=True))

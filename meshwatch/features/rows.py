@@ -11,6 +11,7 @@ import math
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from meshwatch.calls import EdgeKey
 from meshwatch.graph.windows import WindowStats
 
 FEATURE_COLUMNS: tuple[str, ...] = (
@@ -43,7 +44,7 @@ rate. Large windows are barely affected (15 errors in 30 requests still reads 0.
 class WindowRow:
     """One edge-window: its raw feature values, in ``FEATURE_COLUMNS`` order."""
 
-    edge: tuple[str, str, int]
+    edge: EdgeKey
     end: float
     values: tuple[float, ...]
     requests: int
@@ -57,7 +58,7 @@ def _log(x: float) -> float:
 
 
 def window_row(
-    edge: tuple[str, str, int],
+    edge: EdgeKey,
     stats: WindowStats,
     end: float,
     window_seconds: float,

@@ -7,10 +7,10 @@ call; everything that walks the graph (``snapshot``, ``expire``) runs on demand 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from math import ceil, log
 
-from meshwatch.calls import Call, EdgeKey, Protocol, Workload
+from meshwatch.calls import Call, EdgeKey, Protocol, WindowSpec, Workload
 from meshwatch.graph.paths import template_path
 from meshwatch.graph.sketches import MIN_VALUE
 from meshwatch.graph.windows import SlidingWindow, WindowStats, bump
@@ -24,8 +24,7 @@ _MAX_TEMPLATES = 100_000
 class GraphLimits:
     """Shape and bounds of the graph's statistics."""
 
-    window: float = 60.0
-    slices: int = 6
+    window: WindowSpec = field(default_factory=WindowSpec)
     edge_ttl: float = 3600.0
     max_paths: int = 64
     max_methods: int = 16
@@ -52,7 +51,10 @@ class Edge:
         self.total_requests = 0
         self.samples: list[Call | None] = [None] * SAMPLES  # the last few calls, for explanations
         self.window = SlidingWindow(
-            limits.window / limits.slices, limits.slices, limits.max_paths, limits.max_methods
+            limits.window.slice_seconds,
+            limits.window.slices,
+            limits.max_paths,
+            limits.max_methods,
         )
 
     def absorb(self, other: Edge) -> None:
@@ -82,7 +84,7 @@ class MeshGraph:
     def __init__(self, limits: GraphLimits) -> None:
         self.limits = limits
         self.nodes: dict[str, Workload] = {}
-        self.edges: dict[tuple[str, str, int], Edge] = {}
+        self.edges: dict[EdgeKey, Edge] = {}
         self._template = template_path
         self._template_cache: dict[str, str] = {}
 
@@ -91,12 +93,14 @@ class MeshGraph:
         return self._record(call, self.edges, self._template_cache)
 
     def _record(
-        self, call: Call, edges: dict[tuple[str, str, int], Edge], templates: dict[str, str]
+        self, call: Call, edges: dict[EdgeKey, Edge], templates: dict[str, str]
     ) -> Edge:
         # Hot path: everything below is inlined on purpose (a Python call costs ~50 ns, and
-        # this runs once per call ingested). The readable versions are ``SlidingWindow.slice_for``,
-        # ``windows.bump``, ``PathTemplater`` and ``QuantileSketch.add``; tests pin them equal.
-        key = (call[1].id, call[2].id, call[3])
+        # this runs once per call ingested). The key is a plain tuple: it hashes and compares
+        # equal to the ``EdgeKey`` stored in the dict, and skips NamedTuple's slower __new__.
+        # The readable versions are ``SlidingWindow.slice_for``, ``windows.bump``,
+        # ``paths.template_path`` and ``QuantileSketch.add``; tests pin them equal.
+        key: EdgeKey = (call[1].id, call[2].id, call[3])  # type: ignore[assignment]
         t = call[0]
         edge = edges.get(key)
         if edge is None:
@@ -164,11 +168,11 @@ class MeshGraph:
                 created.append((edge, call))
         return created
 
-    def _new_edge(self, call: Call, key: tuple[str, str, int]) -> Edge:
+    def _new_edge(self, call: Call, key: EdgeKey) -> Edge:
         # Newer metadata (labels after a rollout) replaces older for the same stable identity.
         self.nodes[call.source.id] = call.source
         self.nodes[call.destination.id] = call.destination
-        edge = Edge(EdgeKey(*key), call.protocol, call.time, self.limits)
+        edge = Edge(EdgeKey._make(key), call.protocol, call.time, self.limits)
         self.edges[key] = edge
         return edge
 
@@ -178,14 +182,14 @@ class MeshGraph:
         Used when an actor first known by its certificate alone turns out to be a known app.
         """
         moved = 0
-        for key in [k for k in self.edges if old_id in (k[0], k[1])]:
+        for key in [k for k in self.edges if old_id in (k.source, k.destination)]:
             edge = self.edges.pop(key)
-            new_key = (
-                node.id if key[0] == old_id else key[0],
-                node.id if key[1] == old_id else key[1],
-                key[2],
+            new_key = EdgeKey(
+                node.id if key.source == old_id else key.source,
+                node.id if key.destination == old_id else key.destination,
+                key.port,
             )
-            edge.key = EdgeKey(*new_key)
+            edge.key = new_key
             existing = self.edges.get(new_key)
             if existing is not None:
                 existing.absorb(edge)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -37,7 +38,7 @@ async def _attack_after_learning(
     service: Service, mesh: LocalMesh, say: Callable[[str], None]
 ) -> None:
     """Once meshwatch observes, act like a compromised productpage and report what it sees."""
-    engine = service.detection.engine
+    engine = service.monitor.engine
     while engine.mode is not Mode.OBSERVE:  # noqa: ASYNC110 (polls another component's state)
         await asyncio.sleep(0.5)
     card = engine.bundle.card if engine.bundle else None
@@ -77,14 +78,6 @@ async def run_demo(
     """Run until Ctrl-C (or ``duration`` seconds)."""
     if settings.als_listen.port == Settings().als_listen.port:
         settings = replace(settings, als_listen=HostPort("127.0.0.1", free_port()))
-    if settings.mode == "learn" and settings.model is None:
-        # learn briefly on short windows, then observe: the demo shows the whole loop
-        settings = replace(
-            settings,
-            mode="observe",
-            learn_for=settings.learn_for or 40.0,
-            window=2.0 if settings.window == Settings().window else settings.window,
-        )
     service = build_service(settings)
     ready = asyncio.Event()
 
@@ -116,7 +109,7 @@ async def run_demo(
                 service.stop.set()
                 await traffic
                 attack.cancel()
-                doc = service.graph_document()
+                doc = service.read_model.graph(time.time())
                 say(f"graph: {len(doc['nodes'])} nodes, {len(doc['edges'])} edges")
                 for edge in doc["edges"]:
                     say(

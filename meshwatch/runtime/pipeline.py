@@ -1,7 +1,13 @@
-"""The ingest pipeline: queue → decode → graph (→ capture), owned by one task.
+"""The ingest pipeline: queue → monitor core (→ capture), owned by one task.
 
-The graph is touched only from the event loop (this task and the HTTP handlers), so it needs
-no locks. Blocking work (Parquet writes) goes to a thread.
+The core is touched only from the event loop (this task, the window clock and the HTTP
+handlers), so it needs no locks. Blocking work (Parquet writes) goes to a thread.
+
+Overload: the pipeline works in time slices of about 2 ms and yields between them, so the
+receivers keep reading; when the pipeline falls behind, the bounded queue fills and the
+receiver drops and counts whole messages (``meshwatch_als_entries_dropped_total``) instead of
+gRPC flow control silently pushing back on the sidecars, whose own buffers would then drop
+out of our sight.
 """
 
 from __future__ import annotations
@@ -10,12 +16,11 @@ import asyncio
 import logging
 import time
 
-from meshwatch.adapters.als.server import AlsReceiver
+from meshwatch.adapters.als.server import AlsReceiver, RateLimitedLog, entry_count
 from meshwatch.adapters.files.capture import CaptureWriter
 from meshwatch.counters import IngestCounters
-from meshwatch.errors import CaptureError
-from meshwatch.graph.mesh_graph import MeshGraph
-from meshwatch.runtime.detecting import Detection
+from meshwatch.errors import CaptureError, DecodeError
+from meshwatch.runtime.monitoring import MonitorService
 
 log = logging.getLogger(__name__)
 
@@ -26,38 +31,31 @@ SLICE_SECONDS = 0.002
 
 
 class Pipeline:
-    """Consumes the receiver's queue into the graph and the capture."""
+    """Consumes the receiver's queue into the monitor core and the capture."""
 
     def __init__(
         self,
         receiver: AlsReceiver,
-        graph: MeshGraph,
+        service: MonitorService,
         counters: IngestCounters,
         capture: CaptureWriter | None,
-        detection: Detection | None = None,
     ) -> None:
         self.receiver = receiver
-        self.graph = graph
+        self.service = service
         self.counters = counters
         self.capture = capture
-        self.detection = detection
         self._last_flush = time.monotonic()
+        self._bad_log = RateLimitedLog(logger=log)
 
     async def run(self) -> None:
         """Consume forever (until cancelled)."""
         queue = self.receiver.queue
         counters = self.counters
-        graph = self.graph
         capture = self.capture
-        resolver = self.receiver.resolver
-        generation = resolver.generation
+        monitor = self.service.monitor
+        publish = self.service.publish
         while True:
-            decoder, message = await queue.get()
-            batch = [(decoder, message)]
-            # Take what is waiting, but only about a time slice's worth: the receivers must get
-            # turns to read while we work, so that under overload the bounded queue fills and
-            # drops are counted here instead of gRPC flow control silently pushing back on the
-            # sidecars (whose own buffers would then drop, out of our sight).
+            batch = [await queue.get()]
             deadline = time.perf_counter() + SLICE_SECONDS
             while len(batch) < 64 and time.perf_counter() < deadline:
                 try:
@@ -65,28 +63,31 @@ class Pipeline:
                 except asyncio.QueueEmpty:
                     break
             counters.queue_depth = queue.qsize()
-            for decoder, message in batch:
+            for stream, message in batch:
                 try:
-                    result = decoder.decode(message)
-                except Exception:  # a decoder bug must not stop ingest for every stream
+                    ingested = monitor.ingest_message(stream, message)
+                except Exception as exc:
+                    # A malformed sub-field (TLS properties, flags, an address, a status,
+                    # non-UTF-8 in a SAN) is only found when the entry is read. The message's
+                    # entries are counted as dropped, with one rate-limited line; ingest for
+                    # every other message and stream goes on.
+                    kind, n = entry_count(message)
                     counters.decode_errors["entry"] += 1
-                    log.exception("could not decode a message from %s; skipped", decoder.node_id)
+                    counters.entries_dropped[(kind, "malformed")] += n
+                    reason = str(exc) if isinstance(exc, DecodeError) else repr(exc)
+                    self._bad_log.warning(
+                        "dropped %d %s entries from %s: %s", n, kind, stream.node_id, reason
+                    )
                     continue
-                kind = "http" if message.HasField("http_logs") else "tcp"
-                if result.duplicates:
-                    counters.entries_duplicate[kind] += result.duplicates
-                counters.entries_intermediate += result.intermediate
-                if resolver.generation != generation:
-                    generation = resolver.generation
-                    for old_id, workload in resolver.take_aliases():
-                        moved = graph.merge_node(old_id, workload)
-                        log.info("identity %s is %s: merged %d edges", old_id, workload.id, moved)
-                created = graph.record_all(result.calls)
-                if self.detection is not None:
-                    self.detection.on_ingest(result.calls, created)
-                counters.calls_recorded += len(result.calls)
+                decoded = ingested.decoded
+                if decoded.duplicates:
+                    counters.entries_duplicate[decoded.kind] += decoded.duplicates
+                counters.entries_intermediate += decoded.intermediate
+                counters.calls_recorded += len(decoded.calls)
+                if ingested.events:
+                    publish(ingested.events)
                 if capture is not None:
-                    capture.append(result.calls)
+                    capture.append(decoded.calls)
             for _ in batch:
                 queue.task_done()
             await asyncio.sleep(0)  # let receivers read between batches
@@ -112,7 +113,7 @@ class Pipeline:
         """Age out stale edges and flush idle captures, on a timer."""
         while True:
             await asyncio.sleep(HOUSEKEEPING_SECONDS)
-            expired_edges, expired_nodes = self.graph.expire(time.time())
+            expired_edges, expired_nodes = self.service.monitor.expire(time.time())
             if expired_edges:
                 log.info("aged out %d edges and %d nodes", expired_edges, expired_nodes)
             if (

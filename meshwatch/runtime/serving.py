@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,15 +18,13 @@ from typing import Any
 from aiohttp import web
 
 from meshwatch.adapters.als.server import AlsReceiver, start_server
-from meshwatch.adapters.api.app import ApiDeps, make_app
+from meshwatch.adapters.api.app import ApiConfig, make_app
 from meshwatch.adapters.files.capture import CaptureWriter
 from meshwatch.adapters.metrics.collectors import CONTENT_TYPE, Sources, exposition, make_registry
 from meshwatch.counters import IngestCounters
-from meshwatch.errors import ModelError
-from meshwatch.graph.mesh_graph import GraphLimits, MeshGraph
-from meshwatch.graph.views import graph_doc
-from meshwatch.identity.resolving import IdentityResolver
-from meshwatch.runtime.detecting import Detection
+from meshwatch.monitor.core import Monitor
+from meshwatch.monitor.readmodel import ReadModel
+from meshwatch.runtime.monitoring import MonitorService, build_monitor
 from meshwatch.runtime.pipeline import Pipeline
 from meshwatch.settings import Settings
 
@@ -39,99 +36,66 @@ class Service:
     """A running meshwatch: what tests and the demo need to reach it."""
 
     settings: Settings
-    graph: MeshGraph
+    monitoring: MonitorService
     counters: IngestCounters
-    detection: Detection
+    read_model: ReadModel
     als_port: int = 0
     http_port: int = 0
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    metrics: Callable[[], bytes] = field(default=lambda: b"")
 
-    def graph_document(self) -> dict[str, Any]:
-        """The current graph as the API serves it."""
-        nodes, edges = self.graph.snapshot(time.time())
-        return graph_doc(nodes, edges, self.settings.window, self.detection.engine.edge_status)
-
-    def anomalies_document(self, query: Mapping[str, str]) -> dict[str, Any]:
-        """Anomalies newest first; filters kind, source, target, namespace, since, limit."""
-        limit = min(int(query.get("limit", "100")), 1000)
-        since = float(query.get("since", "0"))
-        kind, source, target = query.get("kind"), query.get("source"), query.get("target")
-        namespace = query.get("namespace")
-        if kind is not None and kind not in ("new-edge", "statistical"):
-            raise ValueError("kind must be new-edge or statistical")
-        out = []
-        for a in self.detection.engine.anomalies:
-            if a.last_seen < since or (kind and a.kind.value != kind):
-                continue
-            if (source and a.source != source) or (target and a.target != target):
-                continue
-            if namespace and not (
-                a.source.startswith(f"{namespace}/") or a.target.startswith(f"{namespace}/")
-            ):
-                continue
-            out.append(a.to_doc())
-            if len(out) >= limit:
-                break
-        return {"anomalies": out, "count": len(out)}
-
-    def baseline_document(self) -> dict[str, Any]:
-        engine = self.detection.engine
-        bundle = engine.bundle
-        return {
-            "mode": engine.mode.value,
-            "target_mode": engine.target_mode.value,
-            "learning": {
-                "calls": engine.learning.calls,
-                "edges": len(engine.learning.edges),
-                "windows": sum(engine.learning.seen.values()),
-                "started": engine.learning.started,
-            },
-            "known_edges": len(bundle.baseline.known_edges) if bundle else 0,
-            "model": bundle.card.to_doc() if bundle else None,
-        }
+    @property
+    def monitor(self) -> Monitor:
+        return self.monitoring.monitor
 
     async def promote(self) -> dict[str, Any]:
-        try:
-            bundle = await self.detection.promote()
-        except ModelError as exc:
-            raise ValueError(str(exc)) from exc
+        """Promote now (``ModelError`` with the reason when there is too little data)."""
+        bundle = await self.monitoring.promote()
         return {"mode": "observe", "model": bundle.card.to_doc()}
 
-    def detection_state(self) -> dict[str, Any]:
-        engine = self.detection.engine
-        return {
-            "mode": engine.mode.value,
-            "anomalies": dict(engine.counts),
-            "threshold": engine.bundle.threshold.value if engine.bundle else None,
-            "scoring_seconds": self.detection.last_scoring_seconds,
-            "scored_windows": self.detection.scored_windows,
-        }
+
+class _Control:
+    """The service as the API sees it (``adapters.api.app.Control``)."""
+
+    def __init__(self, service: Service) -> None:
+        self._service = service
+
+    def ready(self) -> bool:
+        return self._service.ready.is_set()
+
+    def metrics(self) -> bytes:
+        return self._service.metrics()
+
+    async def promote(self) -> Mapping[str, Any]:
+        return await self._service.promote()
 
 
 def build_service(settings: Settings) -> Service:
-    """The core objects, before anything listens."""
-    limits = GraphLimits(
-        window=settings.window,
-        slices=settings.window_slices,
-        edge_ttl=settings.edge_ttl,
-        max_paths=settings.max_paths_per_edge,
-        max_methods=settings.max_methods_per_edge,
-    )
-    graph = MeshGraph(limits)
-    return Service(
+    """The core objects, before anything listens (``ModelError`` for an unusable model)."""
+    monitoring = MonitorService(build_monitor(settings), settings)
+    service = Service(
         settings=settings,
-        graph=graph,
+        monitoring=monitoring,
         counters=IngestCounters(),
-        detection=Detection(settings, graph),
+        read_model=ReadModel(monitoring.monitor, monitoring.figures),
     )
+    registry = make_registry(
+        Sources(
+            service.counters,
+            lambda: service.monitor.graph,
+            settings.queue_max_messages,
+            service.read_model.detection_status,
+        )
+    )
+    service.metrics = lambda: exposition(registry)
+    return service
 
 
 async def run_service(service: Service, on_ready: Callable[[Service], None] | None = None) -> None:
     """Run until ``service.stop`` is set (or a signal arrives). Raises ``OSError`` on bind failure."""
     settings = service.settings
-    resolver = IdentityResolver(settings.trust_domain, settings.cluster_domain)
-    receiver = AlsReceiver(resolver, service.counters, settings.queue_max_messages)
+    receiver = AlsReceiver(service.counters, settings.queue_max_messages)
     capture = (
         CaptureWriter(
             settings.capture_dir, settings.capture_rotate_seconds, settings.capture_rotate_rows
@@ -139,26 +103,11 @@ async def run_service(service: Service, on_ready: Callable[[Service], None] | No
         if settings.capture_dir is not None
         else None
     )
-    pipeline = Pipeline(receiver, service.graph, service.counters, capture, service.detection)
-    registry = make_registry(
-        Sources(
-            service.counters,
-            lambda: service.graph,
-            settings.queue_max_messages,
-            service.detection_state,
-        )
-    )
+    pipeline = Pipeline(receiver, service.monitoring, service.counters, capture)
     app = make_app(
-        ApiDeps(
-            graph=service.graph_document,
-            metrics=lambda: exposition(registry),
-            metrics_content_type=CONTENT_TYPE,
-            ready=service.ready.is_set,
-            api_token=settings.api_token,
-            anomalies=service.anomalies_document,
-            baseline=service.baseline_document,
-            promote=service.promote,
-        )
+        service.read_model,
+        _Control(service),
+        ApiConfig(api_token=settings.api_token, metrics_content_type=CONTENT_TYPE),
     )
     if not settings.http_listen.is_loopback and not settings.api_token:
         log.warning("HTTP API listens on %s without a bearer token", settings.http_listen)
@@ -190,7 +139,7 @@ async def run_service(service: Service, on_ready: Callable[[Service], None] | No
         async with asyncio.TaskGroup() as tasks:
             ingest = tasks.create_task(pipeline.run())
             housekeeping = tasks.create_task(pipeline.housekeeping())
-            detecting = tasks.create_task(service.detection.run())
+            detecting = tasks.create_task(service.monitoring.run())
             await service.stop.wait()
             service.ready.clear()
             await server.stop(settings.grace_seconds)
@@ -202,5 +151,6 @@ async def run_service(service: Service, on_ready: Callable[[Service], None] | No
     finally:
         await server.stop(0)
         await pipeline.flush_capture(closing=True)
+        await service.monitoring.checkpoint()
         await runner.cleanup()
         log.info("meshwatch stopped")

@@ -13,12 +13,11 @@ from tqdm import tqdm
 
 from meshwatch.adapters.files.capture import calls_from_table, read_capture
 from meshwatch.adapters.files.models import save_bundle
-from meshwatch.calls import Call
-from meshwatch.detection.engine import DetectionEngine, DetectionParams, Mode
+from meshwatch.calls import Call, WindowSpec
+from meshwatch.detection.engine import DetectionParams, Mode
 from meshwatch.detection.models import ModelBundle, TrainingParams
-from meshwatch.detection.replaying import Replayer
 from meshwatch.errors import ModelError
-from meshwatch.graph.mesh_graph import GraphLimits, MeshGraph
+from meshwatch.monitor.replaying import Replayer, replay_monitor
 from meshwatch.simulation.evaluation import EvalConfig, EvalReport, evaluate
 from meshwatch.simulation.topologies import TOPOLOGIES
 
@@ -36,29 +35,32 @@ def _chunks(calls: Iterator[Call], size: int = 10_000) -> Iterator[list[Call]]:
 
 def learn_from_calls(
     chunks: Iterator[list[Call]],
-    window: float,
+    window: WindowSpec,
     params: TrainingParams,
     name: str,
     progress: tqdm[Any] | None = None,
 ) -> ModelBundle:
-    """Replay calls in learn mode (the live code path), then promote to a trained bundle."""
-    graph = MeshGraph(GraphLimits(window=window, slices=6, edge_ttl=10 * 86400))
-    engine = DetectionEngine(
-        DetectionParams(window_seconds=window, min_requests=params.min_requests, training=params),
+    """Replay calls in learn mode through the monitor core, then promote to a trained bundle."""
+    monitor = replay_monitor(
+        DetectionParams(window=window, min_requests=params.min_requests, training=params),
         Mode.LEARN,
     )
-    replayer = Replayer(graph, engine, window)
+    replayer = Replayer(monitor)
     for chunk in chunks:
         replayer.feed(chunk)
         if progress is not None:
             progress.update(len(chunk))
     if replayer.next_boundary is not None:
         replayer.advance_to(replayer.next_boundary)
-    return engine.promote(name)
+    return monitor.engine.promote(name)
 
 
 def train_from_capture(
-    capture_dir: Path, out: Path, window: float, params: TrainingParams, say: Callable[[str], None]
+    capture_dir: Path,
+    out: Path,
+    window: WindowSpec,
+    params: TrainingParams,
+    say: Callable[[str], None],
 ) -> list[Path]:
     table = read_capture(capture_dir)
     if table.num_rows == 0:

@@ -11,11 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from meshwatch.calls import EdgeKey, WindowSpec
 from meshwatch.detection.anomalies import Anomaly
-from meshwatch.detection.engine import DetectionEngine, DetectionParams, Mode
+from meshwatch.detection.engine import DetectionParams, Mode
 from meshwatch.detection.models import ModelBundle, TrainingParams
-from meshwatch.detection.replaying import Replayer
-from meshwatch.graph.mesh_graph import GraphLimits, MeshGraph
+from meshwatch.monitor.readmodel import AnomalyDoc, anomaly_doc
+from meshwatch.monitor.replaying import Replayer, raised, replay_monitor
 from meshwatch.simulation.topologies import Topology
 from meshwatch.simulation.traffic import (
     NEW_EXTERNAL_HOSTS,
@@ -35,6 +36,7 @@ class EvalConfig:
 
     seed: int = 42
     window_seconds: float = 60.0
+    window_slices: int = 6
     train_hours: float = 48.0
     normal_hours: float = 24.0
     injections: int = 10
@@ -95,7 +97,7 @@ class EvalReport:
     bundle: ModelBundle | None
     false_alerts_normal_day: int
     normal_hours: float
-    false_alert_details: list[dict[str, Any]]
+    false_alert_details: list[AnomalyDoc]
 
     @property
     def false_alerts_per_24h(self) -> float:
@@ -153,7 +155,7 @@ def _schedule(
         t += config.scaleup_every_hours * 3600
 
 
-def lateral_pairs(topology: Topology) -> list[tuple[str, str, int]]:
+def lateral_pairs(topology: Topology) -> list[EdgeKey]:
     """Every (source, target, port) between the topology's apps that normal traffic never uses:
     the first listed are the classic ones, then the rest in a fixed order."""
     ports = {e.target: e.port for e in topology.edges}
@@ -162,7 +164,7 @@ def lateral_pairs(topology: Topology) -> list[tuple[str, str, int]]:
     for source in topology.apps:
         for target in topology.apps:
             if source != target and (source, target) not in existing and target in ports:
-                pair = (source, target, ports[target])
+                pair = EdgeKey(source, target, ports[target])
                 if pair not in pairs:
                     pairs.append(pair)
     return pairs
@@ -200,7 +202,7 @@ def _injection(
 
 
 def _matches(a: Anomaly, inj: Injection, topology: Topology, window: float) -> bool:
-    return a.edge == inj.edge_id(topology) and inj.start <= a.first_seen <= inj.end + 2 * window
+    return a.edge == inj.edge_key(topology) and inj.start <= a.first_seen <= inj.end + 2 * window
 
 
 def evaluate(
@@ -217,9 +219,9 @@ def evaluate(
         + 3600
     )
     _schedule(sim, EPOCH, total_end, config, rng)
-    graph = MeshGraph(GraphLimits(window=window, slices=6, edge_ttl=6 * 3600))
+    spec = WindowSpec(window, config.window_slices)
     params = DetectionParams(
-        window_seconds=window,
+        window=spec,
         learn_for=config.train_hours * 3600,
         training=TrainingParams(
             n_estimators=config.n_estimators,
@@ -227,14 +229,15 @@ def evaluate(
             target_false_alerts_per_day=config.target_false_alerts_per_day,
         ),
     )
-    engine = DetectionEngine(params, Mode.OBSERVE)
-    replayer = Replayer(graph, engine, window)
+    monitor = replay_monitor(params, Mode.OBSERVE, edge_ttl=6 * 3600)
+    engine = monitor.engine
+    replayer = Replayer(monitor)
 
     def run(start: float, end: float) -> list[Anomaly]:
         found: list[Anomaly] = []
         for batch in sim.calls(start, end):
-            found += replayer.feed(batch)
-        found += replayer.advance_to(end)
+            found += raised(replayer.feed(batch))
+        found += raised(replayer.advance_to(end))
         return found
 
     say = progress or (lambda _: None)
@@ -246,7 +249,7 @@ def evaluate(
 
     say(f"{topology.name}: {config.normal_hours:g}h of normal traffic with rollouts and scale-ups")
     normal = run(t, t + config.normal_hours * 3600)
-    details = [a.to_doc() for a in normal]
+    details = [anomaly_doc(a) for a in normal]
     t += config.normal_hours * 3600
 
     results = []
@@ -274,7 +277,7 @@ def evaluate(
             hits = [a for a in found if _matches(a, inj, topology, window)]
             result.injected.append(
                 {
-                    "edge": inj.edge_id(topology),
+                    "edge": inj.edge_key(topology),
                     "start": inj.start,
                     "ttd": min(a.first_seen for a in hits) - inj.start if hits else None,
                 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from meshwatch.calls import Protocol, Workload
+from meshwatch.calls import EdgeKey, Protocol, Workload
 from meshwatch.identity.hosts import cloud_provider
 
 
@@ -33,7 +33,7 @@ class Topology:
     apps: tuple[str, ...]
     edges: tuple[EdgeSpec, ...]
     # (source app, target app, port) a compromised workload could reach but never does
-    lateral_targets: tuple[tuple[str, str, int], ...]
+    lateral_targets: tuple[EdgeKey, ...]
     external_hosts: tuple[str, ...] = ()
 
     def workload(self, app: str, version: str = "v1") -> Workload:
@@ -93,9 +93,9 @@ BOOKINFO = Topology(
         ),
     ),
     lateral_targets=(
-        ("productpage", "ratings", 9080),
-        ("details", "mongodb", 27017),
-        ("reviews", "details", 9080),
+        EdgeKey("productpage", "ratings", 9080),
+        EdgeKey("details", "mongodb", 27017),
+        EdgeKey("reviews", "details", 9080),
     ),
     external_hosts=("www.googleapis.com",),
 )
@@ -283,9 +283,9 @@ ONLINE_BOUTIQUE = Topology(
         ),
     ),
     lateral_targets=(
-        ("frontend", "paymentservice", 50051),
-        ("adservice", "redis-cart", 6379),
-        ("recommendationservice", "cartservice", 7070),
+        EdgeKey("frontend", "paymentservice", 50051),
+        EdgeKey("adservice", "redis-cart", 6379),
+        EdgeKey("recommendationservice", "cartservice", 7070),
     ),
 )
 

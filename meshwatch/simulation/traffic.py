@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from meshwatch.calls import Call, Protocol, Reporter, Workload
+from meshwatch.calls import Call, EdgeKey, Protocol, Reporter, Workload
 from meshwatch.simulation.topologies import EdgeSpec, Topology
 
 TICK = 10.0
@@ -74,9 +74,9 @@ class Injection:
     end: float
     edge_index: int = -1  # the known edge it rides on (enumeration, exfiltration, error storm)
 
-    def edge_id(self, topology: Topology) -> tuple[str, str, int]:
+    def edge_key(self, topology: Topology) -> EdgeKey:
         target = topology.workload(self.target).id
-        return (topology.workload(self.source).id, target, self.port)
+        return EdgeKey(topology.workload(self.source).id, target, self.port)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 from meshwatch.adapters.files.manifests import load
 from meshwatch.compliance.analysis import Check
 from meshwatch.compliance.auditing import audit
-from meshwatch.compliance.snapshot import Snapshot
+from meshwatch.istio.snapshot import Snapshot
 
 FIXTURES = Path(__file__).parent / "fixtures"
 _EXPECT = re.compile(r"^# expect: (?P<body>.+)$", re.MULTILINE)

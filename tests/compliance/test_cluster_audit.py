@@ -17,7 +17,7 @@ from kubernetes.client.exceptions import ApiException
 
 from meshwatch.adapters.files.manifests import load
 from meshwatch.compliance.auditing import audit
-from meshwatch.compliance.snapshot import Snapshot
+from meshwatch.istio.snapshot import Snapshot
 from meshwatch.localmesh.kube_emulator import KubeEmulator, kubeconfig
 from tests.compliance.grid import FIXTURES
 

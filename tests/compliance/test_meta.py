@@ -11,7 +11,7 @@ from meshwatch.compliance import checks as checks_package
 from meshwatch.compliance.analysis import Check, Context
 from meshwatch.compliance.catalogue import catalogue
 from meshwatch.compliance.registry import ALL_CHECKS
-from meshwatch.compliance.snapshot import Snapshot
+from meshwatch.istio.snapshot import Snapshot
 from tests.compliance.grid import FIXTURES
 
 

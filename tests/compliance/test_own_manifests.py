@@ -6,7 +6,7 @@ from pathlib import Path
 
 from meshwatch.adapters.files.manifests import load
 from meshwatch.compliance.auditing import SUPPRESS_ANNOTATION, audit
-from meshwatch.compliance.snapshot import Snapshot
+from meshwatch.istio.snapshot import Snapshot
 
 ISTIO = Path(__file__).parents[2] / "istio"
 

@@ -1,10 +1,12 @@
 """``envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs`` on ``grpc.aio``.
 
-Each stream gets its own ``StreamDecoder`` (the node identity arrives only in the first
-message). Messages are received as raw bytes and parsed here with the upb protos, so a
-malformed message is ours to count and answer: the stream is closed with INVALID_ARGUMENT,
-the server and every other stream carry on. A message over ``max_message_bytes`` is refused
-by gRPC itself with RESOURCE_EXHAUSTED.
+The node identity arrives only in a stream's first message: it is read here, once, into an
+immutable ``StreamIdentity`` that goes on the queue with every message of the stream; the
+monitor core decodes the entries. Messages are received as raw bytes and parsed here with the
+upb protos, so a malformed message is ours to count and answer: the stream is closed with
+INVALID_ARGUMENT, the server and every other stream carry on. So is a stream that changes its
+identifier part-way (Envoy never does; a forger might, to borrow another workload's name).
+A message over ``max_message_bytes`` is refused by gRPC itself with RESOURCE_EXHAUSTED.
 
 Overload: parsed messages go into one bounded queue for the pipeline. When it is full the
 message is dropped and its entries are counted in ``entries_dropped{reason="queue_full"}``
@@ -25,22 +27,22 @@ from envoy.service.accesslog.v3 import als_pb2
 
 from meshwatch.counters import IngestCounters
 from meshwatch.decoding.lite import parse
-from meshwatch.decoding.streams import StreamDecoder
+from meshwatch.decoding.streams import StreamIdentity, read_identifier
 from meshwatch.errors import DecodeError
-from meshwatch.identity.resolving import IdentityResolver
 from meshwatch.settings import HostPort
 
 log = logging.getLogger(__name__)
 
 SERVICE = "envoy.service.accesslog.v3.AccessLogService"
 METHOD = "StreamAccessLogs"
-QueueItem = tuple[StreamDecoder, Any]  # (decoder, lite.LiteStream message)
+QueueItem = tuple[StreamIdentity, Any]  # (who streams, lite.LiteStream message)
 
 
 class RateLimitedLog:
     """Logs at most once per ``interval`` seconds, reporting how many were suppressed."""
 
-    def __init__(self, interval: float = 10.0) -> None:
+    def __init__(self, interval: float = 10.0, logger: logging.Logger = log) -> None:
+        self.logger = logger
         self.interval = interval
         self._last = -float("inf")
         self._suppressed = 0
@@ -51,12 +53,13 @@ class RateLimitedLog:
             self._suppressed += 1
             return
         suffix = f" ({self._suppressed} similar warnings suppressed)" if self._suppressed else ""
-        log.warning(message + suffix, *args)
+        self.logger.warning(message + suffix, *args)
         self._last = now
         self._suppressed = 0
 
 
-def _kind_and_count(message: Any) -> tuple[str, int]:
+def entry_count(message: Any) -> tuple[str, int]:
+    """(kind, number of entries) of a parsed message, without decoding them."""
     kind = message.WhichOneof("log_entries")
     if kind == "http_logs":
         return "http", len(message.http_logs.log_entry)
@@ -68,13 +71,7 @@ def _kind_and_count(message: Any) -> tuple[str, int]:
 class AlsReceiver:
     """The gRPC servicer plus the bounded queue it feeds."""
 
-    def __init__(
-        self,
-        resolver: IdentityResolver,
-        counters: IngestCounters,
-        queue_max_messages: int,
-    ) -> None:
-        self.resolver = resolver
+    def __init__(self, counters: IngestCounters, queue_max_messages: int) -> None:
         self.counters = counters
         self.queue: asyncio.Queue[QueueItem] = asyncio.Queue(maxsize=queue_max_messages)
         self._closed_at: dict[str, float] = {}
@@ -88,7 +85,8 @@ class AlsReceiver:
     ) -> als_pb2.StreamAccessLogsResponse:
         """One Envoy access-log stream, from first message to close."""
         counters = self.counters
-        decoder = StreamDecoder(self.resolver)
+        identity: StreamIdentity | None = None
+        first_identifier = b""
         counters.streams_opened += 1
         counters.streams_open += 1
         stream_key = ""
@@ -99,11 +97,15 @@ class AlsReceiver:
                 try:
                     reason = "malformed"
                     message = parse(raw)
-                    if decoder.reporter is None:
+                    if identity is None:
                         reason = "no_identifier"
-                        decoder.identify(message.identifier)
-                        stream_key = f"{decoder.node_id}|{decoder.log_name}"
+                        first_identifier = message.identifier
+                        identity = read_identifier(first_identifier)
+                        stream_key = f"{identity.node_id}|{identity.log_name}"
                         self._note_reconnect(stream_key)
+                    elif message.identifier and message.identifier != first_identifier:
+                        reason = "identity_switch"
+                        raise DecodeError("the stream changed its node identifier part-way")
                 except DecodeError as exc:
                     counters.decode_errors[reason] += 1
                     counters.stream_errors[reason] += 1
@@ -111,10 +113,10 @@ class AlsReceiver:
                     await context.abort(
                         grpc.StatusCode.INVALID_ARGUMENT, f"undecodable message: {exc}"
                     )
-                kind, n = _kind_and_count(message)
+                kind, n = entry_count(message)
                 counters.entries_received[kind] += n
                 try:
-                    self.queue.put_nowait((decoder, message))
+                    self.queue.put_nowait((identity, message))
                 except asyncio.QueueFull:
                     counters.entries_dropped[(kind, "queue_full")] += n
                     self._drop_log.warning(

@@ -1,6 +1,7 @@
 """aiohttp app factory. The server and the tests both build the app with ``make_app``.
 
-Handlers are thin: they call the functions in ``ApiDeps`` and serialise. When ``api_token``
+Handlers are thin: they ask the read model (``READ_MODEL``) or the service (``CONTROL``) and
+serialise; nothing here assembles a document. When ``api_token``
 is set, every route except ``/healthz`` and ``/readyz`` (which kubelet probes without
 credentials) requires ``Authorization: Bearer <token>``, compared in constant time.
 """
@@ -9,30 +10,40 @@ from __future__ import annotations
 
 import hmac
 import json
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
+
+from meshwatch.errors import ModelError
+from meshwatch.monitor.readmodel import AnomalyQuery, ReadModel
 
 UNAUTHENTICATED_PATHS = frozenset({"/healthz", "/readyz"})
 
 
+class Control(Protocol):
+    """What the API may ask of the running service besides reading."""
+
+    def ready(self) -> bool: ...
+
+    def metrics(self) -> bytes: ...
+
+    async def promote(self) -> Mapping[str, Any]:
+        """Learn → observe now; ``ModelError`` with the reason when it cannot."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
-class ApiDeps:
-    """What the API reads. Functions, so the API never holds the pipeline's objects."""
-
-    graph: Callable[[], dict[str, Any]]
-    metrics: Callable[[], bytes]
-    metrics_content_type: str
-    ready: Callable[[], bool]
+class ApiConfig:
     api_token: str = ""
-    anomalies: Callable[[Mapping[str, str]], dict[str, Any]] | None = None
-    baseline: Callable[[], dict[str, Any]] | None = None
-    promote: Callable[[], Awaitable[dict[str, Any]]] | None = None
+    metrics_content_type: str = "text/plain; version=0.0.4; charset=utf-8"
 
 
-DEPS = web.AppKey("deps", ApiDeps)
+READ_MODEL = web.AppKey("read_model", ReadModel)
+CONTROL = web.AppKey("control", Control)
+CONFIG = web.AppKey("config", ApiConfig)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -47,12 +58,14 @@ def _json(document: Any, status: int = 200) -> web.Response:
 @web.middleware
 async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Require the bearer token when one is configured."""
-    token = request.app[DEPS].api_token
+    token = request.app[CONFIG].api_token
     if not token or request.path in UNAUTHENTICATED_PATHS:
         return await handler(request)
     header = request.headers.get("Authorization", "")
     scheme, _, presented = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.encode(), token.encode()):
+    # Header bytes that are not UTF-8 reach us as surrogate escapes: compare bytes, never fail.
+    offered = presented.encode("utf-8", "surrogateescape")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(offered, token.encode()):
         return web.json_response(
             {"error": "unauthorized", "detail": "missing or wrong bearer token"},
             status=401,
@@ -68,57 +81,50 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """Readiness: the ALS receiver is listening."""
-    ready = request.app[DEPS].ready()
+    ready = request.app[CONTROL].ready()
     return _json({"status": "ready" if ready else "starting"}, status=200 if ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus exposition from meshwatch's own registry."""
-    deps = request.app[DEPS]
-    response = web.Response(body=deps.metrics())
-    response.headers["Content-Type"] = deps.metrics_content_type
+    response = web.Response(body=request.app[CONTROL].metrics())
+    response.headers["Content-Type"] = request.app[CONFIG].metrics_content_type
     return response
 
 
 async def graph(request: web.Request) -> web.Response:
     """The live communication graph: ``{"nodes": [...], "edges": [...]}``."""
-    return _json(request.app[DEPS].graph())
+    return _json(request.app[READ_MODEL].graph(time.time()))
 
 
 async def anomalies(request: web.Request) -> web.Response:
     """Anomalies, newest first. Filters: kind, source, target, namespace, since (epoch s), limit."""
-    deps = request.app[DEPS]
-    if deps.anomalies is None:
-        return _json({"error": "detection is not running"}, status=404)
     try:
-        return _json(deps.anomalies(request.query))
+        query = AnomalyQuery.parse(request.query)
     except ValueError as exc:
         return _json({"error": "bad query", "detail": str(exc)}, status=400)
+    return _json(request.app[READ_MODEL].anomalies(query))
 
 
 async def baseline(request: web.Request) -> web.Response:
     """Detection mode, learning progress and the model card."""
-    deps = request.app[DEPS]
-    if deps.baseline is None:
-        return _json({"error": "detection is not running"}, status=404)
-    return _json(deps.baseline())
+    return _json(request.app[READ_MODEL].baseline())
 
 
 async def promote(request: web.Request) -> web.Response:
     """Learn → observe now (409 with the reason when there is not enough to learn from)."""
-    deps = request.app[DEPS]
-    if deps.promote is None:
-        return _json({"error": "detection is not running"}, status=404)
     try:
-        return _json(await deps.promote())
-    except ValueError as exc:
+        return _json(await request.app[CONTROL].promote())
+    except ModelError as exc:
         return _json({"error": "cannot promote", "detail": str(exc)}, status=409)
 
 
-def make_app(deps: ApiDeps) -> web.Application:
+def make_app(read_model: ReadModel, control: Control, config: ApiConfig) -> web.Application:
     """Build the aiohttp application."""
     app = web.Application(middlewares=[bearer_auth], client_max_size=64 * 1024)
-    app[DEPS] = deps
+    app[READ_MODEL] = read_model
+    app[CONTROL] = control
+    app[CONFIG] = config
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

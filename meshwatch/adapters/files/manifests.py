@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from meshwatch.compliance.meshconfig import mesh_config_resource
-from meshwatch.compliance.resources import Resource, from_object
+from meshwatch.istio.meshconfig import mesh_config_resource
+from meshwatch.istio.resources import Resource, from_object
 
 YAML_SUFFIXES = (".yaml", ".yml")
 # libyaml's C parser when PyYAML was built with it (the PyPI wheels are): ~10x faster, same

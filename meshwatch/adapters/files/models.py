@@ -35,7 +35,7 @@ def _paths(model_path: Path) -> tuple[Path, Path, Path]:
     return model_path, stem.with_suffix(".json"), Path(f"{stem}.baseline.json")
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -63,9 +63,9 @@ def save_bundle(bundle: ModelBundle, model_path: Path) -> list[Path]:
             "sha256": hashlib.sha256(baseline_bytes).hexdigest(),
         },
     }
-    _write_atomic(model_file, model_bytes)
-    _write_atomic(baseline_file, baseline_bytes)
-    _write_atomic(card_file, json.dumps(card, indent=2).encode())
+    write_atomic(model_file, model_bytes)
+    write_atomic(baseline_file, baseline_bytes)
+    write_atomic(card_file, json.dumps(card, indent=2).encode())
     return [model_file, card_file, baseline_file]
 
 

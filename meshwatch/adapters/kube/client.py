@@ -18,9 +18,9 @@ import urllib3
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from meshwatch.compliance.meshconfig import mesh_config_resource
-from meshwatch.compliance.resources import Resource, from_object
 from meshwatch.errors import MeshwatchError
+from meshwatch.istio.meshconfig import mesh_config_resource
+from meshwatch.istio.resources import Resource, from_object
 
 # (kind, group, version, plural) of the Istio resources the audit reads; the first served
 # version of each group wins.

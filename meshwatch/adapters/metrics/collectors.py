@@ -20,7 +20,9 @@ from prometheus_client.registry import Collector
 
 from meshwatch.calls import Workload
 from meshwatch.counters import IngestCounters
+from meshwatch.detection.anomalies import AnomalyKind
 from meshwatch.graph.mesh_graph import MeshGraph
+from meshwatch.monitor.readmodel import DetectionStatus
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _EDGE_LABELS = [
@@ -59,8 +61,7 @@ class Sources:
     counters: IngestCounters
     graph: Callable[[], MeshGraph]
     queue_capacity: int
-    detection: Callable[[], Mapping[str, Any]] | None = None
-    """Returns {"mode": str, "anomalies": {kind: n}, "threshold": float | None, ...}."""
+    detection: Callable[[], DetectionStatus] | None = None
 
 
 def _labelled(
@@ -203,30 +204,35 @@ class DetectionCollector(Collector):
         counts = CounterMetricFamily(
             "meshwatch_anomalies", "Anomalies raised, by kind.", labels=["kind"]
         )
-        for kind in ("new-edge", "statistical"):
-            counts.add_metric([kind], state["anomalies"].get(kind, 0))
+        for kind in AnomalyKind:
+            counts.add_metric([kind.value], state.anomalies.get(kind.value, 0))
         yield counts
         mode = GaugeMetricFamily(
             "meshwatch_detection_mode", "1 for the current detection mode.", labels=["mode"]
         )
         for name in ("learn", "observe"):
-            mode.add_metric([name], 1.0 if state["mode"] == name else 0.0)
+            mode.add_metric([name], 1.0 if state.mode == name else 0.0)
         yield mode
-        if state.get("threshold") is not None:
+        if state.threshold is not None:
             yield GaugeMetricFamily(
                 "meshwatch_detection_threshold",
                 "Statistical alert threshold.",
-                value=state["threshold"],
+                value=state.threshold,
             )
         yield GaugeMetricFamily(
             "meshwatch_detection_scoring_seconds",
             "Duration of the last window scoring.",
-            value=state.get("scoring_seconds", 0.0),
+            value=state.scoring_seconds,
         )
         yield CounterMetricFamily(
             "meshwatch_detection_scored_windows",
             "Edge-windows scored.",
-            value=state.get("scored_windows", 0),
+            value=state.scored_windows,
+        )
+        yield CounterMetricFamily(
+            "meshwatch_detection_promotion_failures",
+            "Promotions that were due but had too little to learn from (learning went on).",
+            value=state.promotion_failures,
         )
 
 

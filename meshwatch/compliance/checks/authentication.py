@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from meshwatch.compliance.analysis import Check, CheckInfo, Context
-from meshwatch.compliance.policies import action, rule_fields, rules, selector
-from meshwatch.compliance.resources import MESH_CONFIG, WORKLOAD, Resource, as_list, as_map
+from meshwatch.istio.policies import action, rule_fields, rules, selector
+from meshwatch.istio.resources import MESH_CONFIG, WORKLOAD, Resource, as_list, as_map
 
 
 class TokenRequired(Check):

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from meshwatch.compliance.analysis import Check, CheckInfo, Context, synthetic
-from meshwatch.compliance.policies import action, is_http_only, rule_fields, rules, selector
-from meshwatch.compliance.resources import (
+from meshwatch.istio.policies import action, is_http_only, rule_fields, rules, selector
+from meshwatch.istio.resources import (
     MESH_CONFIG,
     SYSTEM_NAMESPACES,
     WORKLOAD,
@@ -15,7 +15,7 @@ from meshwatch.compliance.resources import (
     as_list,
     as_map,
 )
-from meshwatch.compliance.workloads import selector_matches
+from meshwatch.istio.workloads import selector_matches
 
 AP = "AuthorizationPolicy"
 STRONG_NORMALIZATION = frozenset({"MERGE_SLASHES", "DECODE_AND_MERGE_SLASHES"})

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from meshwatch.compliance.analysis import Check, CheckInfo, Context, synthetic
-from meshwatch.compliance.policies import selector
-from meshwatch.compliance.resources import MESH_CONFIG, SYSTEM_NAMESPACES, WORKLOAD, as_list, as_map
+from meshwatch.istio.policies import selector
+from meshwatch.istio.resources import MESH_CONFIG, SYSTEM_NAMESPACES, WORKLOAD, as_list, as_map
 
 
 class OutboundAllowAny(Check):

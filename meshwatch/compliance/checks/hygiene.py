@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from meshwatch.compliance.analysis import Check, CheckInfo, Context
-from meshwatch.compliance.resources import MESH_CONFIG, SYSTEM_NAMESPACES, WORKLOAD
+from meshwatch.istio.resources import MESH_CONFIG, SYSTEM_NAMESPACES, WORKLOAD
 
 # (api group, version or "*") → what became of it
 _RETIRED = {

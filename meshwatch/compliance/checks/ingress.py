@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from meshwatch.compliance.analysis import Check, CheckInfo, Context
-from meshwatch.compliance.resources import MESH_CONFIG, Resource, as_list, as_map
+from meshwatch.istio.resources import MESH_CONFIG, Resource, as_list, as_map
 
 WEAK_TLS = frozenset({"TLSV1_0", "TLSV1_1"})
 TLS_PROTOCOLS = frozenset({"HTTPS", "TLS"})

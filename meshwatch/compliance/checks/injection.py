@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from meshwatch.compliance.analysis import Check, CheckInfo, Context
-from meshwatch.compliance.resources import MESH_CONFIG, SYSTEM_NAMESPACES, WORKLOAD, as_map
+from meshwatch.istio.resources import MESH_CONFIG, SYSTEM_NAMESPACES, WORKLOAD, as_map
 
 INJECT = "sidecar.istio.io/inject"
 PROXY_UID = 1337

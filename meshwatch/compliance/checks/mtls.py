@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from meshwatch.compliance.analysis import Check, CheckInfo, Context, synthetic
-from meshwatch.compliance.policies import (
+from meshwatch.istio.policies import (
     IDENTITY_FIELDS,
     effective_namespace_mode,
     mtls_mode,
@@ -11,7 +11,7 @@ from meshwatch.compliance.policies import (
     rules,
     selector,
 )
-from meshwatch.compliance.resources import MESH_CONFIG, WORKLOAD, Resource, as_list, as_map
+from meshwatch.istio.resources import MESH_CONFIG, WORKLOAD, Resource, as_list, as_map
 
 PA = "PeerAuthentication"
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from meshwatch.compliance.analysis import Check, CheckInfo, Context
-from meshwatch.compliance.resources import Resource, as_list, as_map
+from meshwatch.istio.resources import Resource, as_list, as_map
 
 
 def tls_blocks(rule: Resource) -> Iterator[tuple[str, Mapping[str, Any]]]:

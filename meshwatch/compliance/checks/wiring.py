@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from meshwatch.compliance.analysis import Check, CheckInfo, Context, synthetic
-from meshwatch.compliance.resources import MESH_CONFIG, Resource, as_list, as_map
+from meshwatch.istio.resources import MESH_CONFIG, Resource, as_list, as_map
 
 ALS_KINDS = ("envoyHttpAls", "envoyTcpAls")
 GRPC_PROTOCOLS = ("grpc", "http2", "kubernetes.io/h2c", "grpc-web")

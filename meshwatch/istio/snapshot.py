@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshwatch.compliance.resources import MESH_CONFIG, WORKLOAD_KINDS, Resource, as_list
-from meshwatch.compliance.workloads import PodTemplate, pod_template
+from meshwatch.istio.resources import MESH_CONFIG, WORKLOAD_KINDS, Resource, as_list
+from meshwatch.istio.workloads import PodTemplate, pod_template
 
 DEFAULT_ROOT_NAMESPACE = "istio-system"
 DEFAULT_TRUST_DOMAIN = "cluster.local"

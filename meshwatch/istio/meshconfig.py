@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from meshwatch.compliance.resources import MESH_CONFIG, Resource
+from meshwatch.istio.resources import MESH_CONFIG, Resource
 
 
 def mesh_config_resource(obj: Mapping[str, Any], file: str, line: int) -> Resource | None:

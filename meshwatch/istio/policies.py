@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from meshwatch.compliance.resources import Resource, as_list, as_map
+from meshwatch.istio.resources import Resource, as_list, as_map
 
 MODES = ("UNSET", "DISABLE", "PERMISSIVE", "STRICT")
 SOURCE_FIELDS = (

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from meshwatch.compliance.resources import Resource, as_list, as_map
+from meshwatch.istio.resources import Resource, as_list, as_map
 
 
 @dataclass(frozen=True, slots=True)
