@@ -172,8 +172,9 @@ class MeshGraph:
         # Newer metadata (labels after a rollout) replaces older for the same stable identity.
         self.nodes[call.source.id] = call.source
         self.nodes[call.destination.id] = call.destination
-        edge = Edge(EdgeKey._make(key), call.protocol, call.time, self.limits)
-        self.edges[key] = edge
+        edge_key = EdgeKey._make(key)  # the stored key is an EdgeKey; plain tuples find it
+        edge = Edge(edge_key, call.protocol, call.time, self.limits)
+        self.edges[edge_key] = edge
         return edge
 
     def merge_node(self, old_id: str, node: Workload) -> int:

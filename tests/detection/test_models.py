@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 
 from meshwatch.adapters.files.models import load_bundle, save_bundle
 from meshwatch.errors import ModelError
-from tests.detection.test_engine import learned
+from tests.monitor.test_engine import learned
 
 
 @pytest.fixture(scope="module")

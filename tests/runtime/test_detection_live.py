@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from meshwatch.localmesh.launcher import LocalMesh
 from tests.conftest import Running, eventually
-from tests.integration.test_envoy_mesh import HTTPBIN_HOST, TOPOLOGY
+from tests.runtime.test_envoy_mesh import HTTPBIN_HOST, TOPOLOGY
 
 pytestmark = pytest.mark.envoy
 

@@ -6,26 +6,23 @@ import math
 
 import pytest
 
-from meshwatch.calls import Call, Protocol, Reporter, Workload
-from meshwatch.detection.anomalies import AnomalyKind
+from meshwatch.calls import Call, EdgeKey, WindowSpec, Workload
+from meshwatch.detection.anomalies import Anomaly, AnomalyKind
 from meshwatch.detection.engine import DetectionEngine, DetectionParams, Mode
 from meshwatch.detection.models import TrainingParams
-from meshwatch.detection.replaying import Replayer
 from meshwatch.errors import ModelError
-from meshwatch.graph.mesh_graph import GraphLimits, MeshGraph
+from meshwatch.monitor.core import Monitor
+from meshwatch.monitor.events import Event
+from meshwatch.monitor.replaying import Replayer, raised, replay_monitor
+from tests.factories import make_call, workload
 
 T0 = 1_767_571_200.0
 
 
 def wl(app: str, version: str = "v1") -> Workload:
-    return Workload(
-        id=f"shop/{app}",
-        namespace="shop",
-        workload=f"{app}-{version}",
-        app=app,
-        version=version,
-        principal=f"spiffe://cluster.local/ns/shop/sa/{app}",
-    )
+    return workload(app, "shop", version)
+
+
 
 
 def traffic(start: float, seconds: int, per_second: int = 2, **overrides: object) -> list[Call]:
@@ -36,64 +33,67 @@ def traffic(start: float, seconds: int, per_second: int = 2, **overrides: object
             src = overrides.get("source", wl("web"))
             dst = overrides.get("target", wl("cart", "v2" if s % 600 > 300 else "v1"))  # rollouts
             out.append(
-                Call(
+                make_call(
                     t,
                     src,
                     dst,
-                    8080,
-                    Protocol.HTTP,
-                    "GET",
-                    f"/cart/{(s * 7 + k) % 97}",
-                    int(overrides.get("status", 200)),
-                    120,
-                    int(overrides.get("received", 900)),
-                    5.0 + (s % 5),
-                    "",
-                    Reporter.SERVER,
-                    "",
+                    port=8080,
+                    path=f"/cart/{(s * 7 + k) % 97}",
+                    status=int(overrides.get("status", 200)),
+                    sent=120,
+                    received=int(overrides.get("received", 900)),
+                    ms=5.0 + (s % 5),
                 )
             )
     return out
 
 
-def learned(hours: float = 3) -> tuple[MeshGraph, DetectionEngine, Replayer]:
-    graph = MeshGraph(GraphLimits(window=60, slices=6, edge_ttl=86400))
-    engine = DetectionEngine(
+class Replay:
+    """A monitor core driven by replay, answering anomalies rather than all events."""
+
+    def __init__(self, monitor: Monitor) -> None:
+        self.monitor = monitor
+        self.replayer = Replayer(monitor)
+        self.events: list[Event] = []
+
+    def feed(self, calls: list[Call]) -> list[Anomaly]:
+        events = self.replayer.feed(calls)
+        self.events += events
+        return raised(events)
+
+
+def learned(hours: float = 3) -> tuple[Monitor, DetectionEngine, Replay]:
+    monitor = replay_monitor(
         DetectionParams(
-            window_seconds=60, learn_for=hours * 3600, training=TrainingParams(n_estimators=50)
+            window=WindowSpec(60), learn_for=hours * 3600, training=TrainingParams(n_estimators=50)
         ),
         Mode.OBSERVE,
     )
-    replayer = Replayer(graph, engine, 60)
-    replayer.feed(traffic(T0, int(hours * 3600) + 120))
-    assert engine.mode is Mode.OBSERVE
-    return graph, engine, replayer
+    replay = Replay(monitor)
+    replay.feed(traffic(T0, int(hours * 3600) + 120))
+    assert monitor.engine.mode is Mode.OBSERVE
+    return monitor, monitor.engine, replay
 
 
 def test_learning_then_a_never_seen_edge_alerts_at_its_first_call() -> None:
     _, engine, replayer = learned()
     t = T0 + 4 * 3600
     attack = [
-        Call(
+        make_call(
             t + 0.25,
             wl("web"),
             wl("payments"),
-            50051,
-            Protocol.HTTP,
-            "POST",
-            "/charge",
-            200,
-            80,
-            40,
-            3.0,
-            "",
-            Reporter.SERVER,
-            "",
+            port=50051,
+            method="POST",
+            path="/charge",
+            sent=80,
+            received=40,
+            ms=3.0,
         )
     ]
     found = replayer.feed(traffic(t - 30, 30) + attack)
     (anomaly,) = [a for a in found if a.kind is AnomalyKind.NEW_EDGE]
-    assert anomaly.edge == ("shop/web", "shop/payments", 50051)
+    assert anomaly.edge == EdgeKey("shop/web", "shop/payments", 50051)
     assert anomaly.first_seen == t + 0.25  # the moment its first call is decoded
     assert anomaly.samples[0].path == "/charge"
     assert "never seen while learning" in anomaly.reason
@@ -126,12 +126,11 @@ def test_an_error_storm_is_a_statistical_anomaly_that_explains_itself_as_one_inc
 
 
 def test_promotion_needs_enough_history() -> None:
-    graph = MeshGraph(GraphLimits(window=60))
-    engine = DetectionEngine(DetectionParams(window_seconds=60), Mode.LEARN)
-    Replayer(graph, engine, 60).feed(traffic(T0, 300))
+    monitor = replay_monitor(DetectionParams(window=WindowSpec(60)), Mode.LEARN)
+    Replay(monitor).feed(traffic(T0, 300))
     with pytest.raises(ModelError, match="need at least"):
-        engine.promote()
-    assert engine.mode is Mode.LEARN
+        monitor.engine.promote()
+    assert monitor.engine.mode is Mode.LEARN
 
 
 def test_observe_without_model_or_learning_period_is_refused() -> None:
@@ -140,9 +139,9 @@ def test_observe_without_model_or_learning_period_is_refused() -> None:
 
 
 def test_quiet_edges_are_scored_over_merged_windows() -> None:
-    graph = MeshGraph(GraphLimits(window=60))
-    engine = DetectionEngine(DetectionParams(window_seconds=60, min_requests=5), Mode.LEARN)
-    replayer = Replayer(graph, engine, 60)
+    monitor = replay_monitor(DetectionParams(window=WindowSpec(60), min_requests=5), Mode.LEARN)
+    engine = monitor.engine
+    replayer = Replay(monitor)
     sparse = [
         c for c in traffic(T0, 3600, per_second=1) if int(c.time) % 30 == 0
     ]  # 2 calls a minute

@@ -10,7 +10,7 @@ from google.protobuf import struct_pb2, wrappers_pb2
 
 from meshwatch.calls import Protocol, Reporter
 from meshwatch.decoding.lite import parse
-from meshwatch.decoding.streams import DecodeResult, StreamDecoder
+from meshwatch.decoding.streams import DecodeResult, Decoder, StreamIdentity, read_identifier
 from meshwatch.errors import DecodeError
 from meshwatch.identity.resolving import IdentityResolver
 
@@ -58,18 +58,23 @@ def http(
     return e
 
 
-class Decoder:
-    """Decodes full messages the way the receiver does: serialized, then parsed as the view type."""
+class StreamUnderTest:
+    """Decodes full messages the way the receiver and the core do: serialized, parsed as the
+    view type, the stream identified from its first message, then decoded."""
 
     def __init__(self) -> None:
-        self.stream = StreamDecoder(IdentityResolver("cluster.local", "cluster.local"))
+        self.decoder = Decoder(IdentityResolver("cluster.local", "cluster.local"))
+        self.stream: StreamIdentity | None = None
 
     def decode(self, message: als_pb2.StreamAccessLogsMessage) -> DecodeResult:
-        return self.stream.decode(parse(message.SerializeToString()))
+        parsed = parse(message.SerializeToString())
+        if self.stream is None:
+            self.stream = read_identifier(parsed.identifier)
+        return self.decoder.decode(self.stream, parsed)
 
 
-def decoder() -> Decoder:
-    return Decoder()
+def decoder() -> StreamUnderTest:
+    return StreamUnderTest()
 
 
 def test_inbound_entry_names_caller_by_principal_and_callee_by_node() -> None:

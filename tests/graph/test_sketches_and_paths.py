@@ -4,11 +4,12 @@ import random
 
 import pytest
 
-from meshwatch.calls import Call, Protocol, Reporter, Workload
+from meshwatch.calls import WindowSpec, Workload
 from meshwatch.graph import mesh_graph
 from meshwatch.graph.mesh_graph import GraphLimits, MeshGraph
 from meshwatch.graph.paths import template_path
 from meshwatch.graph.sketches import QuantileSketch
+from tests.factories import make_call
 
 
 def _exact(values: list[float], q: float) -> float:
@@ -70,29 +71,13 @@ def test_path_templates(raw: str, template: str) -> None:
 def test_graph_inlined_hot_path_matches_the_readable_parts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(mesh_graph, "_MAX_TEMPLATES", 100)
     a, b = Workload(id="a"), Workload(id="b")
-    graph = MeshGraph(GraphLimits(window=60, slices=6))
+    graph = MeshGraph(GraphLimits(window=WindowSpec(60, 6)))
     reference = QuantileSketch()
     rng = random.Random(9)
     for i in range(1000):
         ms = rng.lognormvariate(1.0, 1.5) if i % 50 else 0.0
         reference.add(ms)
-        graph.record(
-            Call(
-                1000.0,
-                a,
-                b,
-                80,
-                Protocol.HTTP,
-                "GET",
-                f"/x/{i}",
-                200,
-                0,
-                0,
-                ms,
-                "",
-                Reporter.SERVER,
-            )
-        )
+        graph.record(make_call(1000.0, a, b, port=80, path=f"/x/{i}", sent=0, received=0, ms=ms))
     part = graph.edges[("a", "b", 80)].window.current
     assert part is not None
     assert (part.latency.buckets, part.latency.zero, part.latency.count) == (

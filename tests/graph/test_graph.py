@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from meshwatch.calls import Call, Protocol, Reporter, Workload
+from meshwatch.calls import Call, EdgeKey, WindowSpec, Workload
 from meshwatch.graph.mesh_graph import GraphLimits, MeshGraph
-from meshwatch.graph.views import graph_doc
+from meshwatch.monitor.readmodel import edge_doc
 from meshwatch.graph.windows import OTHER
+from tests.factories import make_call
 
 A = Workload(
     id="default/productpage", namespace="default", workload="productpage-v1", app="productpage"
@@ -23,25 +24,13 @@ def call(
     received: int = 100,
     ms: float = 5.0,
 ) -> Call:
-    return Call(
-        t,
-        src,
-        dst,
-        9080,
-        Protocol.HTTP,
-        method,
-        path,
-        status,
-        sent,
-        received,
-        ms,
-        "",
-        Reporter.SERVER,
+    return make_call(
+        t, src, dst, method=method, path=path, status=status, sent=sent, received=received, ms=ms
     )
 
 
 def test_window_counts_errors_bytes_and_templates() -> None:
-    g = MeshGraph(GraphLimits(window=60, slices=6))
+    g = MeshGraph(GraphLimits(window=WindowSpec(60, 6)))
     for i in range(100):
         g.record(
             call(
@@ -51,8 +40,9 @@ def test_window_counts_errors_bytes_and_templates() -> None:
                 method="POST" if i % 2 else "GET",
             )
         )
-    doc = graph_doc(*g.snapshot(1010), window=60)
-    (edge,) = doc["edges"]
+    nodes, views = g.snapshot(1010)
+    (view,) = views
+    edge = edge_doc(view, "normal", None)
     assert (edge["source"], edge["target"], edge["port"]) == (
         "default/productpage",
         "default/reviews",
@@ -63,11 +53,12 @@ def test_window_counts_errors_bytes_and_templates() -> None:
     assert edge["paths"] == {"/reviews/{num}": 100}
     assert edge["methods"] == {"GET": 50, "POST": 50}
     assert 4.8 <= edge["latency_p50_ms"] <= 5.2
-    assert {n["id"] for n in doc["nodes"]} == {"default/productpage", "default/reviews"}
+    assert {n.id for n in nodes} == {"default/productpage", "default/reviews"}
+    assert view.key == EdgeKey("default/productpage", "default/reviews", 9080)
 
 
 def test_window_slides_and_old_slices_leave() -> None:
-    g = MeshGraph(GraphLimits(window=60, slices=6))
+    g = MeshGraph(GraphLimits(window=WindowSpec(60, 6)))
     for i in range(30):
         g.record(call(1000 + i))  # t = 1000..1029
     _, (view,) = g.snapshot(1029)
@@ -97,7 +88,7 @@ def test_stale_edges_and_nodes_age_out() -> None:
 
 
 def test_memory_grows_with_edges_not_requests() -> None:
-    g = MeshGraph(GraphLimits(window=60, slices=6))
+    g = MeshGraph(GraphLimits(window=WindowSpec(60, 6)))
     for i in range(20_000):
         g.record(call(1000 + i * 0.05, path=f"/reviews/{i}"))
     edge = g.edges[(A.id, B.id, 9080)]
