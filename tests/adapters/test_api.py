@@ -7,9 +7,14 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from meshwatch.adapters.api.app import ApiDeps, make_app
-from meshwatch.calls import Call, Protocol, Reporter, Workload
+from meshwatch.adapters.api.app import ApiConfig, make_app
+from meshwatch.calls import Reporter, Workload
+from meshwatch.detection.engine import DetectionParams, Mode
+from meshwatch.errors import ModelError
+from meshwatch.monitor.readmodel import EdgeDoc, NodeDoc, ReadModel, ServiceFigures
+from meshwatch.monitor.replaying import replay_monitor
 from tests.conftest import Running
+from tests.factories import make_call
 
 EDGE_FIELDS = {
     "source",
@@ -27,8 +32,27 @@ EDGE_FIELDS = {
     "methods",
     "first_seen",
     "last_seen",
+    "requests_total",
+    "status",
+    "anomaly_score",
 }
-NODE_FIELDS = {"id", "namespace", "workload", "principal", "labels", "external"}
+NODE_FIELDS = {
+    "id",
+    "namespace",
+    "workload",
+    "app",
+    "version",
+    "principal",
+    "cluster_id",
+    "labels",
+    "external",
+    "provider",
+}
+
+
+def test_the_read_model_declares_exactly_the_promised_fields() -> None:
+    assert set(EdgeDoc.__annotations__) == EDGE_FIELDS
+    assert set(NodeDoc.__annotations__) == NODE_FIELDS
 
 
 async def _get(url: str, token: str = "") -> tuple[int, str, dict[str, str]]:
@@ -63,13 +87,16 @@ async def test_graph_document_has_the_stable_field_names(meshwatch: Any) -> None
         external=True,
         provider="aws:s3",
     )
-    mw.service.graph.record(
-        Call(1e9, a, b, 443, Protocol.HTTP, "GET", "/bucket/1", 200, 1, 2, 3.0, "", Reporter.CLIENT)
+    mw.service.monitor.ingest(
+        [make_call(1e9, a, b, port=443, path="/bucket/1", reporter=Reporter.CLIENT)]
     )
     doc = await mw.get_json("/api/v1/graph")
     (edge,) = doc["edges"]
-    assert set(edge) >= EDGE_FIELDS
-    assert all(set(n) >= NODE_FIELDS for n in doc["nodes"])
+    assert set(edge) == EDGE_FIELDS
+    assert all(set(n) == NODE_FIELDS for n in doc["nodes"])
+    assert (edge["requests_total"], edge["status"], edge["anomaly_score"]) == (1, "normal", None)
+    external = next(n for n in doc["nodes"] if n["external"])
+    assert external["provider"] == "aws:s3"
     assert {n["id"]: n["external"] for n in doc["nodes"]} == {
         "ns/a": False,
         "external/s3.amazonaws.com": True,
@@ -80,10 +107,7 @@ async def test_metrics_use_own_registry_and_istio_label_names(meshwatch: Any) ->
     mw: Running = await meshwatch()
     a = Workload(id="ns/a", namespace="ns", workload="a-v1", app="a")
     b = Workload(id="ns/b", namespace="ns", workload="b-v1", app="b")
-    for _ in range(3):
-        mw.service.graph.record(
-            Call(1e9, a, b, 8080, Protocol.HTTP, "GET", "/", 200, 1, 2, 3.0, "", Reporter.SERVER)
-        )
+    mw.service.monitor.ingest([make_call(1e9, a, b, port=8080) for _ in range(3)])
     status, text, headers = await _get(mw.http + "/metrics")
     assert status == 200 and headers["Content-Type"].startswith("text/plain")
     families = {f.name: f for f in text_string_to_metric_families(text)}
@@ -108,11 +132,26 @@ async def test_metrics_use_own_registry_and_istio_label_names(meshwatch: Any) ->
     assert families["meshwatch_graph_edges"].samples[0].value == 1
 
 
+class Switch:
+    """A service that is not ready until told (the API's ``Control``)."""
+
+    def __init__(self) -> None:
+        self.on = False
+
+    def ready(self) -> bool:
+        return self.on
+
+    def metrics(self) -> bytes:
+        return b""
+
+    async def promote(self) -> dict[str, Any]:
+        raise ModelError("nothing learned")
+
+
 async def test_app_factory_reports_not_ready_until_told() -> None:
-    ready = False
-    app = make_app(
-        ApiDeps(graph=dict, metrics=bytes, metrics_content_type="text/plain", ready=lambda: ready)
-    )
+    switch = Switch()
+    monitor = replay_monitor(DetectionParams(), Mode.LEARN)
+    app = make_app(ReadModel(monitor, ServiceFigures()), switch, ApiConfig())
     runner = aiohttp.web.AppRunner(app)
     await runner.setup()
     site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
@@ -120,7 +159,7 @@ async def test_app_factory_reports_not_ready_until_told() -> None:
     port = runner.addresses[0][1]
     try:
         assert (await _get(f"http://127.0.0.1:{port}/readyz"))[0] == 503
-        ready = True
+        switch.on = True
         assert (await _get(f"http://127.0.0.1:{port}/readyz"))[0] == 200
     finally:
         await runner.cleanup()

@@ -15,7 +15,7 @@ import pytest
 
 from meshwatch.localmesh.launcher import LocalMesh, free_port
 from tests.conftest import Running, eventually
-from tests.integration.test_envoy_mesh import HTTPBIN_HOST, TOPOLOGY
+from tests.runtime.test_envoy_mesh import HTTPBIN_HOST, TOPOLOGY
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.envoy]
 
