@@ -90,16 +90,24 @@ class EdgeKey(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class WindowSpec:
-    """The statistics window: ``window`` seconds, sliding in ``slices`` equal steps.
+    """The statistics window: ``window`` seconds, sliding in ``slices`` equal steps, closed
+    ``grace`` seconds after its end.
 
-    Windows are aligned to the epoch (a 60 s window closes on every whole minute), so the live
-    clock and a replay of the same calls close exactly the same windows.
+    Windows are aligned to the epoch (a 60 s window ends on every whole minute), so the live
+    clock and a replay of the same calls close exactly the same windows. The grace is the
+    lateness allowed to entries: Envoy flushes access logs about once a second, so the calls
+    of a window's last second arrive after it ends; judged at its end, every window would miss
+    them. Live, the window ending at ``B`` is closed at wall time ``B + grace``; in a replay,
+    when the calls' own time passes ``B + grace``.
     """
 
     window: float = 60.0
     slices: int = 6
+    grace: float = 2.0
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.grace) and 0 <= self.grace <= 3600):
+            raise ValueError(f"the window grace must be 0 to 3600 seconds, not {self.grace}")
         if not (math.isfinite(self.window) and self.window > 0):
             raise ValueError(f"the window must be a positive number of seconds, not {self.window}")
         if self.slices < 1:
@@ -108,6 +116,11 @@ class WindowSpec:
     @property
     def slice_seconds(self) -> float:
         return self.window / self.slices
+
+    @property
+    def grace_slices(self) -> int:
+        """Slices the next window can fill while this one waits out its grace."""
+        return math.ceil(self.grace / self.slice_seconds)
 
     def next_boundary(self, t: float) -> float:
         """The end of the window that ``t`` falls in: the first boundary strictly after ``t``."""

@@ -1,4 +1,6 @@
-"""The ``meshwatch`` command: the only module that parses argv, prints and sets exit codes.
+"""The ``meshwatch`` command: parses argv, maps errors to exit codes, and hands each command a
+way to print. Subcommand modules (``audit_command``, the demo, the benches) produce text; the
+exit code is decided here.
 
 Exit codes: 0 success, 1 runtime failure, 2 usage or settings error.
 """
@@ -35,6 +37,11 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", metavar="SECONDS", help="sliding window length (default 60)")
     parser.add_argument(
         "--window-slices", metavar="N", help="the window slides in N steps (default 6)"
+    )
+    parser.add_argument(
+        "--window-grace",
+        metavar="SECONDS",
+        help="judge a window this long after it ends, for late entries (default 2)",
     )
     parser.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR")
     parser.add_argument("--mode", help="learn or observe")
@@ -172,6 +179,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "capture_dir": args.capture_dir,
         "window": args.window,
         "window_slices": args.window_slices,
+        "window_grace": args.window_grace,
         "log_level": args.log_level,
         "mode": args.mode,
         "learn_for": args.learn_for,

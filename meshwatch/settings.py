@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -63,6 +64,9 @@ class Settings:
     """Length of each edge's sliding statistics window, in seconds."""
     window_slices: int = 6
     """The window slides in steps of window / window_slices."""
+    window_grace: float = 2.0
+    """A window is judged this many seconds after it ends, so entries Envoy flushes late
+    (about every second) still count in it."""
     edge_ttl: float = 3600.0
     """Edges (and then nodes) with no call for this long age out of the live graph."""
     max_paths_per_edge: int = 64
@@ -157,6 +161,13 @@ def parse_duration(text: Any) -> float:
     return float(match["n"]) * _UNITS[match["unit"]]
 
 
+def _non_negative_float(text: Any) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and 0 <= value <= 3600):
+        raise ValueError("must be from 0 to 3600")
+    return value
+
+
 def _non_negative_int(text: Any) -> int:
     value = int(text)
     if value < 0:
@@ -186,6 +197,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "capture_rotate_rows": _positive_int,
     "window": _positive_float,
     "window_slices": _positive_int,
+    "window_grace": _non_negative_float,
     "edge_ttl": _positive_float,
     "max_paths_per_edge": _positive_int,
     "max_methods_per_edge": _positive_int,

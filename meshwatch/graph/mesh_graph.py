@@ -55,6 +55,7 @@ class Edge:
             limits.window.slices,
             limits.max_paths,
             limits.max_methods,
+            limits.window.grace_slices,
         )
 
     def absorb(self, other: Edge) -> None:

@@ -107,13 +107,29 @@ class WindowStats:
 class SlidingWindow:
     """The ring of slices of one edge."""
 
-    __slots__ = ("current", "max_methods", "max_paths", "n_slices", "slice_seconds", "slices")
+    __slots__ = (
+        "current",
+        "keep",
+        "max_methods",
+        "max_paths",
+        "n_slices",
+        "slice_seconds",
+        "slices",
+    )
 
     def __init__(
-        self, slice_seconds: float, n_slices: int, max_paths: int, max_methods: int
+        self,
+        slice_seconds: float,
+        n_slices: int,
+        max_paths: int,
+        max_methods: int,
+        extra_slices: int = 0,
     ) -> None:
         self.slice_seconds = slice_seconds
         self.n_slices = n_slices
+        # Slices kept beyond the window: calls of the next window start arriving before the
+        # window closes (it closes ``grace`` seconds late), and must not push its oldest out.
+        self.keep = n_slices + extra_slices
         self.max_paths = max_paths
         self.max_methods = max_methods
         self.slices: list[Slice] = []
@@ -126,7 +142,7 @@ class SlidingWindow:
         if current is not None and index <= current.index:
             return current
         fresh = Slice(index, (index + 1) * self.slice_seconds)
-        oldest = index - self.n_slices + 1
+        oldest = index - self.keep + 1
         self.slices = [s for s in self.slices if s.index >= oldest]
         self.slices.append(fresh)
         self.current = fresh

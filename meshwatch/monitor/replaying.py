@@ -60,10 +60,10 @@ class Replayer:
         for call in calls:
             if self.next_boundary is None:
                 self.next_boundary = spec.next_boundary(call.time)
-            if call.time >= self.next_boundary:
+            if call.time >= self.next_boundary + spec.grace:
                 events += monitor.ingest(batch)
                 batch = []
-                while call.time >= self.next_boundary:
+                while call.time >= self.next_boundary + spec.grace:
                     events += monitor.close_window(self.next_boundary)
                     self.next_boundary += spec.window
             batch.append(call)
@@ -71,7 +71,8 @@ class Replayer:
         return events
 
     def advance_to(self, t: float) -> list[Event]:
-        """Close every window boundary up to ``t`` (quiet periods)."""
+        """Close every window ending at or before ``t``: the stream is complete up to ``t``
+        (a quiet period, or the end of a recording), so no grace is waited for."""
         events: list[Event] = []
         while self.next_boundary is not None and t >= self.next_boundary:
             events += self.monitor.close_window(self.next_boundary)

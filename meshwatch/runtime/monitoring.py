@@ -52,7 +52,7 @@ CHECKPOINT_SECONDS = 60.0
 
 
 def window_spec(settings: Settings) -> WindowSpec:
-    return WindowSpec(settings.window, settings.window_slices)
+    return WindowSpec(settings.window, settings.window_slices, settings.window_grace)
 
 
 def detection_params(settings: Settings) -> DetectionParams:
@@ -168,12 +168,12 @@ class MonitorService:
                 log.warning("promotion is due but failed, still learning: %s", event.reason)
 
     async def run(self) -> None:
-        """Close a window every ``window`` seconds, aligned to the wall clock."""
+        """Close the window ending at ``B`` at wall time ``B + grace``, every ``window`` s."""
         spec = self.monitor.window
         while True:
             now = time.time()
-            boundary = spec.next_boundary(now)
-            await asyncio.sleep(max(0.0, boundary - now))
+            boundary = spec.next_boundary(now - spec.grace)
+            await asyncio.sleep(max(0.0, boundary + spec.grace - now))
             self.publish(await self.close_window(boundary))
             await self.checkpoint_if_due()
 

@@ -57,6 +57,15 @@ def test_window_counts_errors_bytes_and_templates() -> None:
     assert view.key == EdgeKey("default/productpage", "default/reviews", 9080)
 
 
+def test_a_window_keeps_its_oldest_slice_while_the_next_window_starts_in_its_grace() -> None:
+    g = MeshGraph(GraphLimits(window=WindowSpec(10, 5, grace=2)))
+    for t in range(1000, 1010):
+        g.record(call(t + 0.5))
+    g.record(call(1010.5))  # the next window has begun; window [1000, 1010) is not judged yet
+    _, (view,) = g.snapshot(1010)
+    assert view.stats.requests == 10
+
+
 def test_window_slides_and_old_slices_leave() -> None:
     g = MeshGraph(GraphLimits(window=WindowSpec(60, 6)))
     for i in range(30):
@@ -88,12 +97,14 @@ def test_stale_edges_and_nodes_age_out() -> None:
 
 
 def test_memory_grows_with_edges_not_requests() -> None:
-    g = MeshGraph(GraphLimits(window=WindowSpec(60, 6)))
+    spec = WindowSpec(60, 6, grace=2)
+    g = MeshGraph(GraphLimits(window=spec))
     for i in range(20_000):
         g.record(call(1000 + i * 0.05, path=f"/reviews/{i}"))
     edge = g.edges[(A.id, B.id, 9080)]
-    assert len(edge.window.slices) <= 6
-    assert sum(len(s.paths) for s in edge.window.slices) <= 6
+    kept = 6 + spec.grace_slices  # the window, and the next one's first slice during its grace
+    assert len(edge.window.slices) <= kept == 7
+    assert sum(len(s.paths) for s in edge.window.slices) <= kept
     assert all(len(s.latency.buckets) < 50 for s in edge.window.slices)
 
 

@@ -1,1 +1,2 @@
-"""Files: the settings file and the rolling Parquet captures of calls."""
+"""Files: the settings file, Istio manifests, rolling Parquet captures of calls, models
+(skops + card) and learning checkpoints in the state directory."""

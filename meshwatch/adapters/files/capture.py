@@ -35,7 +35,7 @@ response_flags           string              Envoy short codes, comma-separated
 reporter                 string              ``server`` or ``client``
 =======================  ==================  ==============================================
 
-Files are written as ``calls-<UTC start>-<seq>.parquet.tmp`` and renamed to ``.parquet`` when
+Files are written as ``calls-<UTC start>-<pid>-<seq>.parquet.tmp`` and renamed to ``.parquet`` when
 closed (after ``rotate_seconds`` or ``rotate_rows``), so a reader never sees a half file.
 Rows are buffered in memory and written as a row group per ``flush``; the runtime flushes
 off the event loop.
