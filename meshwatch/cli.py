@@ -208,7 +208,9 @@ def _read_token(path: str | None) -> str | None:
     except UnicodeDecodeError as exc:
         raise SettingsError(f"--api-token-file {path} is not UTF-8 text") from exc
     if not token:
-        raise SettingsError(f"--api-token-file {path} is empty: refusing to run the API without auth")
+        raise SettingsError(
+            f"--api-token-file {path} is empty: refusing to run the API without auth"
+        )
     return token
 
 

@@ -26,7 +26,6 @@ class Deviation:
     z: float  # (value - median) / spread: ~1 at the edge's own p99
 
 
-
 @dataclass(frozen=True, slots=True)
 class SampleCall:
     time: float
@@ -37,7 +36,6 @@ class SampleCall:
     @classmethod
     def of(cls, call: Call) -> SampleCall:
         return cls(call.time, call.method, call.path.partition("?")[0], call.status)
-
 
 
 @dataclass(slots=True)
@@ -61,4 +59,3 @@ class Anomaly:
     @property
     def edge(self) -> EdgeKey:
         return EdgeKey(self.source, self.target, self.port)
-

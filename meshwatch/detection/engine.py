@@ -139,9 +139,10 @@ class DetectionEngine:
         nothing is returned to score; when observing, the normalised matrix is returned."""
         w = self.params.window.window
         if self.mode is Mode.LEARN:
-            if self.learning.started is None and self.learning.calls:
-                # Learning time is the driver's clock (window boundaries), never a time an
-                # entry claims: one entry dated 1970 must not end learning at once.
+            if self.learning.started is None and any(v.stats.requests for v in views):
+                # Learning starts with the first window that held traffic, on the driver's
+                # clock (window boundaries), never at a time an entry claims: one entry dated
+                # 1970 must not end learning at once. Live and replay agree on that window.
                 self.learning.started = end - w
             for v in views:
                 if v.stats.requests:
@@ -342,7 +343,9 @@ class DetectionEngine:
         baseline = build_baseline(
             rows, self.learning.paths, self.learning.edges, self.learning.calls
         )
-        return PromotionPlan(name, tuple(rows), baseline, self.params.window.window, self.params.training)
+        return PromotionPlan(
+            name, tuple(rows), baseline, self.params.window.window, self.params.training
+        )
 
     def adopt(self, bundle: ModelBundle) -> None:
         """Switch to observing with ``bundle`` (learning state is dropped)."""

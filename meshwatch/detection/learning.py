@@ -69,9 +69,13 @@ class Learning:
         """Read a checkpoint back (``ModelError`` when it is not one this code wrote)."""
         try:
             if doc.get("version") != CHECKPOINT_VERSION:
-                raise ModelError(f"learning checkpoint version {doc.get('version')!r} is not {CHECKPOINT_VERSION}")
+                raise ModelError(
+                    f"learning checkpoint version {doc.get('version')!r} is not {CHECKPOINT_VERSION}"
+                )
             if tuple(doc["feature_columns"]) != FEATURE_COLUMNS:
-                raise ModelError("learning checkpoint has other feature columns than this meshwatch")
+                raise ModelError(
+                    "learning checkpoint has other feature columns than this meshwatch"
+                )
             learning = cls(calls=int(doc["calls"]))
             started = doc.get("started")
             learning.started = None if started is None else float(started)

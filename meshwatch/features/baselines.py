@@ -95,9 +95,7 @@ NEUTRAL = {c: FeatureStats(0.0, 0.0) for c in EDGE_COLUMNS}
 class BaselineBuilder:
     """Accumulates rows while learning; ``build`` turns them into per-edge baselines."""
 
-    rows: dict[EdgeKey, list[tuple[float, ...]]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
+    rows: dict[EdgeKey, list[tuple[float, ...]]] = field(default_factory=lambda: defaultdict(list))
     paths: dict[EdgeKey, set[str]] = field(default_factory=lambda: defaultdict(set))
     first_seen: dict[EdgeKey, float] = field(default_factory=dict)
 

@@ -93,9 +93,7 @@ class MeshGraph:
         """Count one call on its edge (creating nodes and the edge on first sight)."""
         return self._record(call, self.edges, self._template_cache)
 
-    def _record(
-        self, call: Call, edges: dict[EdgeKey, Edge], templates: dict[str, str]
-    ) -> Edge:
+    def _record(self, call: Call, edges: dict[EdgeKey, Edge], templates: dict[str, str]) -> Edge:
         # Hot path: everything below is inlined on purpose (a Python call costs ~50 ns, and
         # this runs once per call ingested). The key is a plain tuple: it hashes and compares
         # equal to the ``EdgeKey`` stored in the dict, and skips NamedTuple's slower __new__.

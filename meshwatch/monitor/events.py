@@ -63,4 +63,6 @@ class PromotionFailed:
     at: float
 
 
-Event = EdgeAppeared | NodesMerged | AnomalyRaised | AnomalyEnded | BaselinePromoted | PromotionFailed
+Event = (
+    EdgeAppeared | NodesMerged | AnomalyRaised | AnomalyEnded | BaselinePromoted | PromotionFailed
+)

@@ -231,9 +231,7 @@ class AnomalyQuery:
     def parse(cls, query: Mapping[str, str]) -> AnomalyQuery:
         kind = query.get("kind")
         if kind is not None and kind not in {k.value for k in AnomalyKind}:
-            raise ValueError(
-                f"kind must be one of: {', '.join(k.value for k in AnomalyKind)}"
-            )
+            raise ValueError(f"kind must be one of: {', '.join(k.value for k in AnomalyKind)}")
         limit_text = query.get("limit", "100")
         if not _DIGITS.fullmatch(limit_text) or not 1 <= int(limit_text) <= MAX_LIMIT:
             raise ValueError(f"limit must be a whole number from 1 to {MAX_LIMIT}")
@@ -266,6 +264,7 @@ class ServiceFigures:
     scored_windows: int = 0
     promotion_failures: int = 0
     last_promotion_error: str | None = None
+    last_window_end: float | None = None
 
 
 class ReadModel:

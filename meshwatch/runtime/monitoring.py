@@ -168,13 +168,17 @@ class MonitorService:
                 log.warning("promotion is due but failed, still learning: %s", event.reason)
 
     async def run(self) -> None:
-        """Close the window ending at ``B`` at wall time ``B + grace``, every ``window`` s."""
+        """Close the window ending at ``B`` at wall time ``B + grace``, every ``window`` s.
+
+        No window is skipped: if closing one ran long (a model fit, a slow scoring), the
+        windows that ended meanwhile are closed at once, in order, as a replay would."""
         spec = self.monitor.window
+        boundary = spec.next_boundary(time.time() - spec.grace)
         while True:
-            now = time.time()
-            boundary = spec.next_boundary(now - spec.grace)
-            await asyncio.sleep(max(0.0, boundary + spec.grace - now))
+            await asyncio.sleep(max(0.0, boundary + spec.grace - time.time()))
             self.publish(await self.close_window(boundary))
+            self.figures.last_window_end = boundary
+            boundary += spec.window
             await self.checkpoint_if_due()
 
     async def close_window(self, end: float) -> list[Event]:

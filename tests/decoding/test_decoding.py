@@ -10,7 +10,7 @@ from google.protobuf import struct_pb2, wrappers_pb2
 
 from meshwatch.calls import Protocol, Reporter
 from meshwatch.decoding.lite import parse
-from meshwatch.decoding.streams import DecodeResult, Decoder, StreamIdentity, read_identifier
+from meshwatch.decoding.streams import Decoder, DecodeResult, StreamIdentity, read_identifier
 from meshwatch.errors import DecodeError
 from meshwatch.identity.resolving import IdentityResolver
 

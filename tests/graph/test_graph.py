@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from meshwatch.calls import Call, EdgeKey, WindowSpec, Workload
 from meshwatch.graph.mesh_graph import GraphLimits, MeshGraph
-from meshwatch.monitor.readmodel import edge_doc
 from meshwatch.graph.windows import OTHER
+from meshwatch.monitor.readmodel import edge_doc
 from tests.factories import make_call
 
 A = Workload(

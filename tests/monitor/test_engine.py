@@ -23,8 +23,6 @@ def wl(app: str, version: str = "v1") -> Workload:
     return workload(app, "shop", version)
 
 
-
-
 def traffic(start: float, seconds: int, per_second: int = 2, **overrides: object) -> list[Call]:
     out = []
     for s in range(seconds):
