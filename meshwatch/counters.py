@@ -19,6 +19,8 @@ class IngestCounters:
     entries_dropped: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, reason)
     entries_duplicate: Counter[str] = field(default_factory=Counter)  # by kind
     entries_intermediate: int = 0
+    entries_retimed: Counter[str] = field(default_factory=Counter)  # by kind
+    fields_truncated: Counter[str] = field(default_factory=Counter)  # by kind
     messages_received: int = 0
     bytes_received: int = 0
     decode_errors: Counter[str] = field(default_factory=Counter)  # by reason

@@ -64,6 +64,10 @@ class Settings:
     """Length of each edge's sliding statistics window, in seconds."""
     window_slices: int = 6
     """The window slides in steps of window / window_slices."""
+    max_clock_skew: float = 60.0
+    """An entry starting later than this after it was received is placed at receive time."""
+    max_entry_age: float = 86_400.0
+    """An entry starting longer than this before it was received is placed at receive time."""
     window_grace: float = 2.0
     """A window is judged this many seconds after it ends, so entries Envoy flushes late
     (about every second) still count in it."""
@@ -198,6 +202,8 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "window": _positive_float,
     "window_slices": _positive_int,
     "window_grace": _non_negative_float,
+    "max_clock_skew": _non_negative_float,
+    "max_entry_age": _positive_float,
     "edge_ttl": _positive_float,
     "max_paths_per_edge": _positive_int,
     "max_methods_per_edge": _positive_int,

@@ -138,7 +138,7 @@ def rss_run(total: int, edges: int) -> Iterator[str]:
     for r in range(reporters):
         first = parse(first_message(r))
         stream = read_identifier(first.identifier)
-        monitor.ingest_message(stream, first)
+        monitor.ingest_message(stream, first, time.time())
         streams.append(stream)
     rng = random.Random(11)
     batch = 100
@@ -163,7 +163,7 @@ def rss_run(total: int, edges: int) -> Iterator[str]:
             for e in m.http_logs.log_entry:
                 e.common_properties.start_time.seconds = int(t)
             data = m.SerializeToString()
-            monitor.ingest_message(streams[r], parse(data))
+            monitor.ingest_message(streams[r], parse(data), t)
             done += batch
             if done % checkpoint == 0:
                 monitor.expire(t)

@@ -85,6 +85,23 @@ def read_identifier(raw_identifier: bytes) -> StreamIdentity:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class EntryLimits:
+    """What an entry may claim. Every timestamp and string in an entry is hostile input.
+
+    An entry that starts more than ``max_future`` seconds after it was received, or more than
+    ``max_age`` before, is placed at its receive time and counted (``retimed``): one entry
+    dated a day ahead would otherwise move its edge's window into the future and blind
+    detection on it, and one dated 2^63 s would break every date shown. Paths and authorities
+    longer than ``max_field`` characters are cut there and counted (``truncated``), so memory
+    is bounded by calls' shapes, not by what a sender writes.
+    """
+
+    max_future: float = 60.0
+    max_age: float = 86_400.0
+    max_field: int = 2048
+
+
 @dataclass(slots=True)
 class DecodeResult:
     """What one message produced; the counters feed metrics."""
@@ -94,6 +111,8 @@ class DecodeResult:
     entries: int = 0
     duplicates: int = 0
     intermediate: int = 0
+    retimed: int = 0
+    truncated: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,17 +154,19 @@ def _address_port(raw: bytes) -> int:
 class Decoder:
     """Decodes the messages of every stream; one per monitor core, owned by its task."""
 
-    def __init__(self, resolver: IdentityResolver) -> None:
+    def __init__(self, resolver: IdentityResolver, limits: EntryLimits) -> None:
         self._resolver = resolver
+        self.limits = limits
         self._streams: WeakKeyDictionary[StreamIdentity, StreamDecoder] = WeakKeyDictionary()
 
-    def decode(self, stream: StreamIdentity, message: Any) -> DecodeResult:
-        """Decode one ``lite.LiteStream`` message of ``stream`` (``DecodeError`` if malformed)."""
+    def decode(self, stream: StreamIdentity, message: Any, received_at: float) -> DecodeResult:
+        """Decode one ``lite.LiteStream`` message of ``stream``, received at ``received_at``
+        (``DecodeError`` if malformed)."""
         decoder = self._streams.get(stream)
         if decoder is None:
             reporter = self._resolver.reporter(stream.node_id, stream.metadata)
-            decoder = self._streams[stream] = StreamDecoder(self._resolver, reporter)
-        return decoder.decode(message)
+            decoder = self._streams[stream] = StreamDecoder(self._resolver, reporter, self.limits)
+        return decoder.decode(message, received_at)
 
     @property
     def streams(self) -> int:
@@ -156,15 +177,16 @@ class Decoder:
 class StreamDecoder:
     """Decodes the messages of one stream, whose reporting sidecar is known."""
 
-    def __init__(self, resolver: IdentityResolver, reporter: Workload) -> None:
+    def __init__(self, resolver: IdentityResolver, reporter: Workload, limits: EntryLimits) -> None:
         self._resolver = resolver
+        self._limits = limits
         self._ends: dict[tuple[Any, ...], Ends] = {}
         self._generation = resolver.generation
         self._statuses: dict[bytes, int] = {b"": 0}
         self._flags: dict[bytes, str] = {b"": ""}
         self.reporter = reporter
 
-    def decode(self, message: Any) -> DecodeResult:
+    def decode(self, message: Any, received_at: float) -> DecodeResult:
         """Decode one ``lite.LiteStream`` message."""
         reporter = self.reporter
         if self._generation != self._resolver.generation:
@@ -177,12 +199,12 @@ class StreamDecoder:
                 result.kind = "http"
                 entries = message.http_logs.log_entry
                 result.entries = len(entries)
-                self._decode_http(entries, reporter, result)
+                self._decode_http(entries, reporter, result, received_at)
             elif kind == "tcp_logs":
                 result.kind = "tcp"
                 tcp_entries = message.tcp_logs.log_entry
                 result.entries = len(tcp_entries)
-                self._decode_tcp(tcp_entries, reporter, result)
+                self._decode_tcp(tcp_entries, reporter, result, received_at)
         except ProtoDecodeError as exc:  # a malformed sub-message read lazily
             raise DecodeError(f"malformed log entry: {exc}") from exc
         return result
@@ -191,8 +213,13 @@ class StreamDecoder:
     # helper call per entry would cost more than the whole cache lookup): every attribute read on a upb message costs
     # ~60 ns and every nested message ~100 ns more, so each field is read once.
 
-    def _decode_http(self, entries: Any, reporter: Workload, result: DecodeResult) -> None:
+    def _decode_http(
+        self, entries: Any, reporter: Workload, result: DecodeResult, received: float
+    ) -> None:
         append = result.calls.append
+        limits = self._limits
+        earliest, latest = received - limits.max_age, received + limits.max_future
+        max_field = limits.max_field
         cache = self._ends
         statuses = self._statuses
         flag_codes = self._flags
@@ -217,6 +244,13 @@ class StreamDecoder:
             request = entry.request
             response = entry.response
             authority = request.authority
+            if len(authority) > max_field:
+                authority = authority[:max_field]
+                result.truncated += 1
+            path = request.path
+            if len(path) > max_field:
+                path = path[:max_field]
+                result.truncated += 1
             destination = ends.destination
             if destination is None:
                 destination = host(authority) if authority else UNKNOWN
@@ -233,18 +267,22 @@ class StreamDecoder:
                 flags = self._flag_codes(raw_flags)
             latency = common.time_to_last_downstream_tx_byte
             start = common.start_time
+            t = start.seconds + start.nanos * 1e-9
+            if not earliest <= t <= latest:
+                t = received
+                result.retimed += 1
             method = request.request_method
             append(
                 _new_call(
                     Call,
                     (
-                        start.seconds + start.nanos * 1e-9,
+                        t,
                         ends.source,
                         destination,
                         port,
                         http,
                         _METHODS[method] if 0 <= method < 10 else "OTHER",
-                        request.path,
+                        path,
                         status,
                         request.request_body_bytes,
                         response.response_body_bytes,
@@ -256,8 +294,12 @@ class StreamDecoder:
                 )
             )
 
-    def _decode_tcp(self, entries: Any, reporter: Workload, result: DecodeResult) -> None:
+    def _decode_tcp(
+        self, entries: Any, reporter: Workload, result: DecodeResult, received: float
+    ) -> None:
         append = result.calls.append
+        earliest = received - self._limits.max_age
+        latest = received + self._limits.max_future
         cache = self._ends
         for entry in entries:
             common = entry.common_properties
@@ -283,6 +325,9 @@ class StreamDecoder:
             destination = ends.destination
             if destination is None:
                 sni = _pairs(tags, StringPair).get(SNI_TAG, "-") if tags else "-"
+                if len(sni) > self._limits.max_field:
+                    sni = sni[: self._limits.max_field]
+                    result.truncated += 1
                 destination = self._resolver.host(sni) if sni != "-" else UNKNOWN
             port = ends.port if ends.port >= 0 else self._entry_port(common, ends.port)
             connection = entry.connection_properties
@@ -292,11 +337,15 @@ class StreamDecoder:
                 flags = self._flag_codes(raw_flags)
             duration = common.duration
             start = common.start_time
+            t = start.seconds + start.nanos * 1e-9
+            if not earliest <= t <= latest:
+                t = received
+                result.retimed += 1
             append(
                 _new_call(
                     Call,
                     (
-                        start.seconds + start.nanos * 1e-9,
+                        t,
                         ends.source,
                         destination,
                         port,

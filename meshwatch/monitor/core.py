@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from meshwatch.calls import Call, EdgeKey, WindowSpec
-from meshwatch.decoding.streams import Decoder, DecodeResult, StreamIdentity
+from meshwatch.decoding.streams import Decoder, DecodeResult, EntryLimits, StreamIdentity
 from meshwatch.detection.engine import DetectionEngine, DetectionParams, Mode, PromotionPlan
 from meshwatch.detection.models import ModelBundle
 from meshwatch.errors import ModelError
@@ -73,6 +73,7 @@ class Monitor:
         mode: Mode,
         bundle: ModelBundle | None,
         resolver: IdentityResolver,
+        entry_limits: EntryLimits,
     ) -> None:
         if limits.window != params.window:
             raise ValueError("the graph and detection must share one window")
@@ -80,15 +81,16 @@ class Monitor:
         self.graph = MeshGraph(limits)
         self.engine = DetectionEngine(params, mode, bundle)
         self.resolver = resolver
-        self.decoder = Decoder(resolver)
+        self.decoder = Decoder(resolver, entry_limits)
         self._generation = resolver.generation
 
     # -- traffic ------------------------------------------------------------------------
 
-    def ingest_message(self, stream: StreamIdentity, message: Any) -> Ingested:
+    def ingest_message(self, stream: StreamIdentity, message: Any, received_at: float) -> Ingested:
         """Decode one ALS message of ``stream`` and ingest its calls (``DecodeError`` if the
-        message is malformed; nothing of it is recorded then)."""
-        decoded = self.decoder.decode(stream, message)
+        message is malformed; nothing of it is recorded then). ``received_at`` is the
+        receiver's clock: entries claiming implausible times are placed there."""
+        decoded = self.decoder.decode(stream, message, received_at)
         events = self._merge_aliases()
         events += self.ingest(decoded.calls)
         return Ingested(decoded, events)

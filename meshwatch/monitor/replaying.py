@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from meshwatch.calls import Call
+from meshwatch.decoding.streams import EntryLimits
 from meshwatch.detection.anomalies import Anomaly
 from meshwatch.detection.engine import DetectionParams, Mode
 from meshwatch.detection.models import ModelBundle
@@ -37,6 +38,7 @@ def replay_monitor(
         mode,
         bundle,
         IdentityResolver("cluster.local", "cluster.local"),
+        EntryLimits(),
     )
 
 

@@ -26,6 +26,7 @@ import numpy as np
 from meshwatch.adapters.files.checkpoints import load_checkpoint, save_checkpoint
 from meshwatch.adapters.files.models import load_bundle, save_bundle
 from meshwatch.calls import WindowSpec
+from meshwatch.decoding.streams import EntryLimits
 from meshwatch.detection.engine import DetectionParams, Mode
 from meshwatch.detection.learning import Learning
 from meshwatch.detection.models import ModelBundle, TrainingParams
@@ -101,6 +102,7 @@ def build_monitor(settings: Settings) -> Monitor:
         Mode(settings.mode),
         bundle,
         IdentityResolver(settings.trust_domain, settings.cluster_domain),
+        EntryLimits(max_future=settings.max_clock_skew, max_age=settings.max_entry_age),
     )
     if bundle is None and settings.state_dir is not None:
         _resume_learning(monitor, settings.state_dir / STATE_LEARNING, settings.window)

@@ -63,9 +63,9 @@ class Pipeline:
                 except asyncio.QueueEmpty:
                     break
             counters.queue_depth = queue.qsize()
-            for stream, message in batch:
+            for stream, message, received_at in batch:
                 try:
-                    ingested = monitor.ingest_message(stream, message)
+                    ingested = monitor.ingest_message(stream, message, received_at)
                 except Exception as exc:
                     # A malformed sub-field (TLS properties, flags, an address, a status,
                     # non-UTF-8 in a SAN) is only found when the entry is read. The message's
@@ -83,6 +83,10 @@ class Pipeline:
                 if decoded.duplicates:
                     counters.entries_duplicate[decoded.kind] += decoded.duplicates
                 counters.entries_intermediate += decoded.intermediate
+                if decoded.retimed:
+                    counters.entries_retimed[decoded.kind] += decoded.retimed
+                if decoded.truncated:
+                    counters.fields_truncated[decoded.kind] += decoded.truncated
                 counters.calls_recorded += len(decoded.calls)
                 if ingested.events:
                     publish(ingested.events)

@@ -3,6 +3,8 @@ in tests/integration; these pin the Istio variants plain Envoy cannot produce)."
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from envoy.data.accesslog.v3 import accesslog_pb2
 from envoy.service.accesslog.v3 import als_pb2
@@ -10,7 +12,13 @@ from google.protobuf import struct_pb2, wrappers_pb2
 
 from meshwatch.calls import Protocol, Reporter
 from meshwatch.decoding.lite import parse
-from meshwatch.decoding.streams import Decoder, DecodeResult, StreamIdentity, read_identifier
+from meshwatch.decoding.streams import (
+    Decoder,
+    DecodeResult,
+    EntryLimits,
+    StreamIdentity,
+    read_identifier,
+)
 from meshwatch.errors import DecodeError
 from meshwatch.identity.resolving import IdentityResolver
 
@@ -63,14 +71,15 @@ class StreamUnderTest:
     view type, the stream identified from its first message, then decoded."""
 
     def __init__(self) -> None:
-        self.decoder = Decoder(IdentityResolver("cluster.local", "cluster.local"))
+        self.decoder = Decoder(IdentityResolver("cluster.local", "cluster.local"), EntryLimits())
+        self.received_at = time.time()
         self.stream: StreamIdentity | None = None
 
     def decode(self, message: als_pb2.StreamAccessLogsMessage) -> DecodeResult:
         parsed = parse(message.SerializeToString())
         if self.stream is None:
             self.stream = read_identifier(parsed.identifier)
-        return self.decoder.decode(self.stream, parsed)
+        return self.decoder.decode(self.stream, parsed, self.received_at)
 
 
 def decoder() -> StreamUnderTest:

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 SERVICE = "envoy.service.accesslog.v3.AccessLogService"
 METHOD = "StreamAccessLogs"
-QueueItem = tuple[StreamIdentity, Any]  # (who streams, lite.LiteStream message)
+QueueItem = tuple[StreamIdentity, Any, float]  # (who streams, lite message, received at)
 
 
 class RateLimitedLog:
@@ -116,7 +116,7 @@ class AlsReceiver:
                 kind, n = entry_count(message)
                 counters.entries_received[kind] += n
                 try:
-                    self.queue.put_nowait((identity, message))
+                    self.queue.put_nowait((identity, message, time.time()))
                 except asyncio.QueueFull:
                     counters.entries_dropped[(kind, "queue_full")] += n
                     self._drop_log.warning(

@@ -100,6 +100,19 @@ class IngestCollector(Collector):
             ["kind"],
             c.entries_duplicate,
         )
+        yield _labelled(
+            "meshwatch_als_entries_retimed",
+            "Entries whose start time was implausible (too far ahead of or behind their receipt); "
+            "placed at receive time.",
+            ["kind"],
+            c.entries_retimed,
+        )
+        yield _labelled(
+            "meshwatch_als_fields_truncated",
+            "Paths, authorities or SNI names cut to 2048 characters.",
+            ["kind"],
+            c.fields_truncated,
+        )
         yield CounterMetricFamily(
             "meshwatch_als_entries_intermediate",
             "Periodic TCP entries (counted at close).",
