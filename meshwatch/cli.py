@@ -58,10 +58,17 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """No abbreviated flags, in every subcommand: ``--api-token`` must never be taken as
+    ``--api-token-file`` (subparsers are built with the parent's class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="meshwatch", description="Runtime defence for Istio meshes.", allow_abbrev=False
-    )
+    parser = _Parser(prog="meshwatch", description="Runtime defence for Istio meshes.")
     parser.add_argument("--version", action="version", version=f"meshwatch {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="receive Envoy access logs and serve the live graph")

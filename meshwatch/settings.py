@@ -64,6 +64,8 @@ class Settings:
     """Length of each edge's sliding statistics window, in seconds."""
     window_slices: int = 6
     """The window slides in steps of window / window_slices."""
+    als_verify_peer: bool = True
+    """An ALS stream's node id must carry the IP it connects from (relax behind NAT)."""
     max_clock_skew: float = 60.0
     """An entry starting later than this after it was received is placed at receive time."""
     max_entry_age: float = 86_400.0
@@ -165,6 +167,17 @@ def parse_duration(text: Any) -> float:
     return float(match["n"]) * _UNITS[match["unit"]]
 
 
+def _bool(text: Any) -> bool:
+    if isinstance(text, bool):
+        return text
+    value = str(text).strip().lower()
+    if value in ("true", "yes", "on", "1"):
+        return True
+    if value in ("false", "no", "off", "0"):
+        return False
+    raise ValueError("must be true or false")
+
+
 def _non_negative_float(text: Any) -> float:
     value = float(text)
     if not (math.isfinite(value) and 0 <= value <= 3600):
@@ -203,6 +216,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "window_slices": _positive_int,
     "window_grace": _non_negative_float,
     "max_clock_skew": _non_negative_float,
+    "als_verify_peer": _bool,
     "max_entry_age": _positive_float,
     "edge_ttl": _positive_float,
     "max_paths_per_edge": _positive_int,

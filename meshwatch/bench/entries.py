@@ -31,7 +31,9 @@ def identifier(reporter_index: int) -> als_pb2.StreamAccessLogsMessage.Identifie
     ident = als_pb2.StreamAccessLogsMessage.Identifier(log_name="envoy_als")
     app = f"svc{reporter_index}"
     node = ident.node
-    node.id = f"sidecar~10.1.{reporter_index // 250}.{reporter_index % 250}~{app}-v1-5d9f8b7c4-abcde.shop~shop.svc.cluster.local"
+    # The pod IP is loopback: the driver streams from there, and meshwatch binds a stream's
+    # claimed node to the address it comes from.
+    node.id = f"sidecar~127.0.0.1~{app}-v1-5d9f8b7c4-abcde.shop~shop.svc.cluster.local"
     node.cluster = f"{app}.shop"
     meta = node.metadata
     meta.update(

@@ -113,6 +113,8 @@ class DecodeResult:
     intermediate: int = 0
     retimed: int = 0
     truncated: int = 0
+    malformed: int = 0
+    first_error: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +131,7 @@ class Ends:
 
 
 _DUPLICATE = Ends(UNKNOWN, UNKNOWN, 0, Reporter.CLIENT)
+_ENTRY_ERRORS = (ProtoDecodeError, UnicodeDecodeError, ValueError, OverflowError)
 
 
 def _pairs(raw_entries: Any, pair_type: Any) -> dict[str, Any]:
@@ -192,21 +195,27 @@ class StreamDecoder:
         if self._generation != self._resolver.generation:
             self._generation = self._resolver.generation
             self._ends.clear()
-        result = DecodeResult()
         kind = message.WhichOneof("log_entries")
+        if kind == "http_logs":
+            entries, decode = message.http_logs.log_entry, self._decode_http
+        elif kind == "tcp_logs":
+            entries, decode = message.tcp_logs.log_entry, self._decode_tcp
+        else:
+            return DecodeResult()
+        result = DecodeResult(kind="http" if kind == "http_logs" else "tcp", entries=len(entries))
         try:
-            if kind == "http_logs":
-                result.kind = "http"
-                entries = message.http_logs.log_entry
-                result.entries = len(entries)
-                self._decode_http(entries, reporter, result, received_at)
-            elif kind == "tcp_logs":
-                result.kind = "tcp"
-                tcp_entries = message.tcp_logs.log_entry
-                result.entries = len(tcp_entries)
-                self._decode_tcp(tcp_entries, reporter, result, received_at)
-        except ProtoDecodeError as exc:  # a malformed sub-message read lazily
-            raise DecodeError(f"malformed log entry: {exc}") from exc
+            decode(entries, reporter, result, received_at)
+        except _ENTRY_ERRORS:
+            # A malformed sub-field is only found when it is read. Decode entry by entry
+            # instead: the good entries are kept, the bad ones counted (the slow path runs
+            # only for such messages).
+            result = DecodeResult(kind=result.kind, entries=len(entries))
+            for one in entries:
+                try:
+                    decode((one,), reporter, result, received_at)
+                except _ENTRY_ERRORS as exc:
+                    result.malformed += 1
+                    result.first_error = result.first_error or f"{type(exc).__name__}: {exc}"
         return result
 
     # The two loops below are the ingest hot path, and share their first lines on purpose (a

@@ -7,6 +7,7 @@ A model whose card does not match the running code is refused with the reason.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -28,6 +29,25 @@ MIN_TRAINING_ROWS = 50
 
 def _minor(version: str) -> str:
     return ".".join(version.split(".")[:2])
+
+
+_CARD_SCHEMA: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "meshwatch_version": (str,),
+    "sklearn_version": (str,),
+    "feature_version": (int,),
+    "feature_columns": (list, tuple),
+    "window_seconds": (int, float),
+    "training_from": (int, float),
+    "training_until": (int, float),
+    "training_rows": (int,),
+    "calibration_rows": (int,),
+    "edge_count": (int,),
+    "threshold": (int, float),
+    "per_window_false_alert_rate": (int, float),
+    "target_false_alerts_per_day": (int, float),
+    "params": (dict,),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +76,18 @@ class ModelCard:
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> ModelCard:
+        """Validate the card against its schema (``ModelError`` naming the first problem)."""
+        if not isinstance(doc, Mapping):
+            raise ModelError("model card is not a JSON object")
+        for name, kinds in _CARD_SCHEMA.items():
+            value = doc.get(name)
+            if name not in doc or isinstance(value, bool) or not isinstance(value, kinds):
+                wanted = " or ".join(k.__name__ for k in kinds)
+                raise ModelError(f"model card field {name!r} must be {wanted}, not {value!r}")
+        if not all(isinstance(c, str) for c in doc["feature_columns"]):
+            raise ModelError("model card field 'feature_columns' must list column names")
+        if not (math.isfinite(doc["threshold"]) and doc["window_seconds"] > 0):
+            raise ModelError("model card has a non-finite threshold or a non-positive window")
         try:
             values = dict(doc)
             values["feature_columns"] = tuple(values["feature_columns"])
@@ -78,7 +110,8 @@ class ModelCard:
             )
         if window_seconds is not None and abs(self.window_seconds - window_seconds) > 1e-9:
             problems.append(
-                f"trained on {self.window_seconds:g}s windows, running {window_seconds:g}s"
+                f"trained on {self.window_seconds:g}s windows, running {window_seconds:g}s "
+                f"(run with --window {self.window_seconds:g}, or retrain with --window {window_seconds:g})"
             )
         if problems:
             raise ModelError(

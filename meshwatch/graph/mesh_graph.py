@@ -18,6 +18,7 @@ from meshwatch.graph.windows import SlidingWindow, WindowStats, bump
 _HTTP = Protocol.HTTP
 SAMPLES = 4
 _MAX_TEMPLATES = 100_000
+_MAX_TEMPLATE_CHARS = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,7 @@ class MeshGraph:
         self.edges: dict[EdgeKey, Edge] = {}
         self._template = template_path
         self._template_cache: dict[str, str] = {}
+        self._template_chars = 0
 
     def record(self, call: Call) -> Edge:
         """Count one call on its edge (creating nodes and the edge on first sight)."""
@@ -136,8 +138,10 @@ class MeshGraph:
             template = templates.get(raw)
             if template is None:
                 template = self._template(raw)
-                if len(templates) >= _MAX_TEMPLATES:
-                    templates.clear()
+                self._template_chars += len(raw)
+                if len(templates) >= _MAX_TEMPLATES or self._template_chars > _MAX_TEMPLATE_CHARS:
+                    templates.clear()  # bounded in entries and in bytes, whatever paths arrive
+                    self._template_chars = len(raw)
                 templates[raw] = template
             paths = part.paths
             if template in paths:

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 alerts = logging.getLogger("meshwatch.anomalies")
 STATE_MODEL = "model.skops"
 STATE_LEARNING = "learning.json"
+STATE_FILE = "state.json"
 CHECKPOINT_SECONDS = 60.0
 
 
@@ -79,15 +80,34 @@ def graph_limits(settings: Settings) -> GraphLimits:
 
 
 def initial_bundle(settings: Settings) -> ModelBundle | None:
-    """The learned state from the state directory, else the configured model, else none."""
-    if settings.state_dir is not None and (settings.state_dir / STATE_MODEL).exists():
-        bundle = load_bundle(settings.state_dir / STATE_MODEL, settings.window)
-        log.info(
-            "loaded learned state from %s (%d edges)",
-            settings.state_dir,
-            len(bundle.baseline.known_edges),
-        )
-        return bundle
+    """The learned state from the state directory, else the configured model, else none.
+
+    The state directory records its mode (``state.json``). A directory that was promoted
+    resumes observing, whatever ``--mode`` says; one that says it observes but lost its model
+    is refused, loudly, rather than silently starting to learn from scratch."""
+    state_dir = settings.state_dir
+    if state_dir is not None:
+        recorded = load_checkpoint(state_dir / STATE_FILE) or {}
+        model = state_dir / STATE_MODEL
+        if recorded.get("mode") == Mode.OBSERVE.value and not model.exists():
+            raise ModelError(
+                f"state directory {state_dir} records a promoted baseline but {model.name} is "
+                f"missing: restore it, or remove {state_dir / STATE_FILE} to learn afresh"
+            )
+        if model.exists():
+            bundle = load_bundle(model, settings.window)
+            if settings.mode != Mode.OBSERVE.value:
+                log.warning(
+                    "state directory %s holds a promoted baseline: resuming observe mode "
+                    "(use another --state-dir to learn again)",
+                    state_dir,
+                )
+            log.info(
+                "loaded learned state from %s (%d edges)",
+                state_dir,
+                len(bundle.baseline.known_edges),
+            )
+            return bundle
     if settings.model is not None:
         return load_bundle(settings.model, settings.window)
     return None
@@ -96,10 +116,12 @@ def initial_bundle(settings: Settings) -> ModelBundle | None:
 def build_monitor(settings: Settings) -> Monitor:
     """The core as configured, resuming learned state or learning in progress."""
     bundle = initial_bundle(settings)
+    from_state = bundle is not None and settings.state_dir is not None and settings.model is None
+    mode = Mode.OBSERVE if from_state else Mode(settings.mode)
     monitor = Monitor(
         graph_limits(settings),
         detection_params(settings),
-        Mode(settings.mode),
+        mode,
         bundle,
         IdentityResolver(settings.trust_domain, settings.cluster_domain),
         EntryLimits(max_future=settings.max_clock_skew, max_age=settings.max_entry_age),
@@ -221,6 +243,11 @@ class MonitorService:
         state_dir = self.settings.state_dir
         if state_dir is not None:
             paths = await asyncio.to_thread(save_bundle, bundle, state_dir / STATE_MODEL)
+            await asyncio.to_thread(
+                save_checkpoint,
+                state_dir / STATE_FILE,
+                {"mode": Mode.OBSERVE.value, "model": STATE_MODEL, "promoted_at": time.time()},
+            )
             log.info("learned state saved: %s", ", ".join(str(p) for p in paths))
             (state_dir / STATE_LEARNING).unlink(missing_ok=True)
         return bundle

@@ -83,6 +83,15 @@ class Pipeline:
                 if decoded.duplicates:
                     counters.entries_duplicate[decoded.kind] += decoded.duplicates
                 counters.entries_intermediate += decoded.intermediate
+                if decoded.malformed:
+                    counters.entries_dropped[(decoded.kind, "malformed")] += decoded.malformed
+                    self._bad_log.warning(
+                        "dropped %d malformed %s entries from %s: %s",
+                        decoded.malformed,
+                        decoded.kind,
+                        stream.node_id,
+                        decoded.first_error[:300],
+                    )
                 if decoded.retimed:
                     counters.entries_retimed[decoded.kind] += decoded.retimed
                 if decoded.truncated:

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from meshwatch.adapters.als.server import AlsReceiver, start_server
 from meshwatch.adapters.api.app import ApiConfig, make_app
+from meshwatch.adapters.api.logs import quiet_bad_requests
 from meshwatch.adapters.files.capture import CaptureWriter
 from meshwatch.adapters.metrics.collectors import CONTENT_TYPE, Sources, exposition, make_registry
 from meshwatch.counters import IngestCounters
@@ -95,7 +96,7 @@ def build_service(settings: Settings) -> Service:
 async def run_service(service: Service, on_ready: Callable[[Service], None] | None = None) -> None:
     """Run until ``service.stop`` is set (or a signal arrives). Raises ``OSError`` on bind failure."""
     settings = service.settings
-    receiver = AlsReceiver(service.counters, settings.queue_max_messages)
+    receiver = AlsReceiver(service.counters, settings.queue_max_messages, settings.als_verify_peer)
     capture = (
         CaptureWriter(
             settings.capture_dir, settings.capture_rotate_seconds, settings.capture_rotate_rows
@@ -109,6 +110,7 @@ async def run_service(service: Service, on_ready: Callable[[Service], None] | No
         _Control(service),
         ApiConfig(api_token=settings.api_token, metrics_content_type=CONTENT_TYPE),
     )
+    quiet_bad_requests()
     if not settings.http_listen.is_loopback and not settings.api_token:
         log.warning("HTTP API listens on %s without a bearer token", settings.http_listen)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -77,10 +79,47 @@ def test_untrusted_or_tampered_files_are_refused(
     card.pop("files")
     (tmp_path / "evil.json").write_text(json.dumps(card))
     (tmp_path / "evil.baseline.json").write_text((path.parent / "shop.baseline.json").read_text())
+    with pytest.raises(ModelError, match="no valid sha256"):
+        load_bundle(evil, 60.0)  # a card without hashes is refused outright
+    card["files"] = {
+        label: {"sha256": hashlib.sha256(f.read_bytes()).hexdigest()}
+        for label, f in (("model", evil), ("baseline", tmp_path / "evil.baseline.json"))
+    }
+    (tmp_path / "evil.json").write_text(json.dumps(card))
     with pytest.raises(ModelError, match="not a meshwatch model"):
-        load_bundle(evil, 60.0)
+        load_bundle(evil, 60.0)  # hashes that match still do not make it a meshwatch model
     with pytest.raises(ModelError, match=r"card .* is missing"):
         load_bundle(tmp_path / "nothing.skops", 60.0)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda c: [c], "not a JSON object"),
+        (lambda c: 5, "not a JSON object"),
+        (lambda c: {**c, "files": "model.skops"}, "no valid sha256"),
+        (lambda c: {**c, "files": {**c["files"], "model": "x"}}, "no valid sha256"),
+        (
+            lambda c: {**c, "files": {"model": c["files"]["model"]}},
+            "no valid sha256 for its baseline",
+        ),
+        (lambda c: {**c, "files": {**c["files"], "model": {"sha256": ""}}}, "no valid sha256"),
+        (lambda c: {**c, "files": {**c["files"], "model": {"sha256": None}}}, "no valid sha256"),
+        (lambda c: {**c, "window_seconds": "60"}, "'window_seconds' must be"),
+        (lambda c: {**c, "threshold": "high"}, "'threshold' must be"),
+        (lambda c: {k: v for k, v in c.items() if k != "edge_count"}, "'edge_count' must be"),
+    ],
+)
+def test_a_malformed_card_is_refused_with_one_line(
+    saved: tuple[Path, object], tmp_path: Path, damage: Any, message: str
+) -> None:
+    path, _ = saved
+    for name in ("shop.skops", "shop.baseline.json"):
+        (tmp_path / name).write_bytes((path.parent / name).read_bytes())
+    card = json.loads(path.with_suffix(".json").read_text())
+    (tmp_path / "shop.json").write_text(json.dumps(damage(card)))
+    with pytest.raises(ModelError, match=message):
+        load_bundle(tmp_path / "shop.skops", 60.0)
 
 
 def test_serve_refuses_an_incompatible_model_with_a_clear_one_line_error(

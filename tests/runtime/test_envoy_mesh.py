@@ -179,7 +179,7 @@ async def test_bad_streams_close_alone_while_the_server_and_other_streams_carry_
             return grpc.StatusCode.OK
 
         ident = als_pb2.StreamAccessLogsMessage()
-        ident.identifier.node.id = "sidecar~1.2.3.4~rogue-1.default~default.svc.cluster.local"
+        ident.identifier.node.id = "sidecar~127.0.0.1~rogue-1.default~default.svc.cluster.local"
         good = ident.SerializeToString()
         malformed = b"\x0a\xff\xff\xff\xff\x0f garbage"
         oversized = als_pb2.StreamAccessLogsMessage(

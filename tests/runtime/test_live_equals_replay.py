@@ -18,34 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from envoy.service.accesslog.v3 import als_pb2
 
 from meshwatch.adapters.files.capture import calls_from_table, read_capture
-from meshwatch.bench.entries import http_entry, identifier
 from meshwatch.detection.anomalies import Anomaly
 from meshwatch.monitor.replaying import Replayer, raised
 from meshwatch.runtime.monitoring import build_monitor
+from tests.als_streams import METHOD, entry, message
 from tests.conftest import Running
 
-METHOD = "/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs"
 NORMAL = [(0, 0), (1, 0), (2, 1), (3, 1), (4, 2), (5, 2)]  # (caller, reporting service)
 LEARN_SECONDS = 12.0
-
-
-def _entry(rng: random.Random, caller: int, now: float) -> Any:
-    """An Istio-like inbound entry that started ``now`` (as Envoy stamps it)."""
-    entry = http_entry(rng, caller, now)
-    entry.common_properties.start_time.seconds = int(now)
-    entry.common_properties.start_time.nanos = int((now % 1) * 1e9)
-    return entry
-
-
-def _message(reporter: int, first: bool, entries: list[Any]) -> bytes:
-    message = als_pb2.StreamAccessLogsMessage()
-    if first:
-        message.identifier.CopyFrom(identifier(reporter))
-    message.http_logs.log_entry.extend(entries)
-    return message.SerializeToString()
 
 
 async def _send(port: int, seconds: float, attack_after: float) -> None:
@@ -68,14 +50,14 @@ async def _send(port: int, seconds: float, attack_after: float) -> None:
         while (now := time.time()) < start + seconds:
             batches: dict[int, list[Any]] = {r: [] for r in range(3)}
             for caller, reporter in NORMAL:
-                batches[reporter].append(_entry(rng, caller, now))
+                batches[reporter].append(entry(rng, caller, now))
             if now >= start + attack_after:
-                batches[0].append(_entry(rng, 99, now))  # lateral movement: a new caller
-                storm = _entry(rng, 2, now)
+                batches[0].append(entry(rng, 99, now))  # lateral movement: a new caller
+                storm = entry(rng, 2, now)
                 storm.response.response_code.value = 503
                 batches[1].extend([storm] * 3)
             for reporter, entries in batches.items():
-                await queues[reporter].put(_message(reporter, first[reporter], entries))
+                await queues[reporter].put(message(reporter, first[reporter], entries))
                 first[reporter] = False
             await asyncio.sleep(0.1)
         for q in queues.values():

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from meshwatch.adapters.files.models import save_bundle
+from meshwatch.calls import WindowSpec
+from meshwatch.detection.engine import DetectionParams, Mode
+from meshwatch.errors import ModelError
+from meshwatch.monitor.replaying import Replayer, replay_monitor
+from meshwatch.runtime.monitoring import build_monitor
+from meshwatch.settings import Settings
 from tests.conftest import Running, eventually
 from tests.factories import make_call, workload
+from tests.monitor.test_engine import T0, traffic
 
 
 async def _traffic(mw: Running, seconds: float) -> None:
@@ -47,3 +59,61 @@ async def test_learning_in_progress_is_checkpointed_on_shutdown_and_resumed(
     assert after["windows"] == before["windows"] > 0
     assert after["edges"] == before["edges"] == 2
     assert after["started"] == before["started"]
+
+
+def _serve(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "meshwatch", "serve", "--als-listen", "127.0.0.1:0"]
+        + ["--http-listen", "127.0.0.1:0", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_promoted_state_dir_resumes_observing_and_refuses_to_lose_its_model(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    monitor = replay_monitor(
+        DetectionParams(window=WindowSpec(60), learn_for=3 * 3600), Mode.OBSERVE
+    )
+    replayer = Replayer(monitor)
+    replayer.feed(traffic(T0, 3 * 3600 + 120))
+    assert monitor.engine.bundle is not None
+    save_bundle(monitor.engine.bundle, state / "model.skops")
+    (state / "state.json").write_text(json.dumps({"mode": "observe", "model": "model.skops"}))
+
+    settings = Settings(state_dir=state, mode="learn")  # restarted without --mode observe
+    resumed = build_monitor(settings)
+    assert resumed.engine.mode is Mode.OBSERVE
+
+    (state / "model.skops").unlink()
+    with pytest.raises(ModelError, match="model.skops is missing"):
+        build_monitor(settings)
+    proc = _serve("--state-dir", str(state))
+    assert proc.returncode == 2
+    assert "model.skops is missing" in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "is empty"), (b"  \n\t ", "is empty"), (b"\xff\xfe\x00s3cret", "not UTF-8")],
+)
+def test_a_token_file_that_holds_no_token_refuses_to_start(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    token = tmp_path / "token"
+    token.write_bytes(content)
+    proc = _serve("--api-token-file", str(token))
+    assert proc.returncode == 2
+    assert message in proc.stderr and "s3cret" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0
+
+
+def test_flags_are_never_abbreviated() -> None:
+    proc = _serve("--api-token", "x")  # once silently taken as --api-token-file
+    assert proc.returncode == 2
+    assert "unrecognized arguments: --api-token" in proc.stderr

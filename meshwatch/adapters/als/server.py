@@ -8,6 +8,13 @@ INVALID_ARGUMENT, the server and every other stream carry on. So is a stream tha
 identifier part-way (Envoy never does; a forger might, to borrow another workload's name).
 A message over ``max_message_bytes`` is refused by gRPC itself with RESOURCE_EXHAUSTED.
 
+ALS carries no authentication, so a stream's claimed identity is bound to its connection:
+the IP in the node id (``sidecar~<pod IP>~<pod>.<ns>~…``) must be the address the stream
+comes from, or the stream is closed with PERMISSION_DENIED and counted
+(``stream_errors{reason="peer_mismatch"}``). This stops a workload from speaking for another
+pod; it does not stop a pod from lying about itself, and it must be relaxed
+(``verify_peer=False``) where NAT or a proxy sits between sidecars and meshwatch.
+
 Overload: parsed messages go into one bounded queue for the pipeline. When it is full the
 message is dropped and its entries are counted in ``entries_dropped{reason="queue_full"}``
 with a rate-limited warning. Envoy is never blocked: blocking would only move the loss into
@@ -17,6 +24,7 @@ Envoy's buffer, where it is invisible (Envoy drops on its side and ``logs_droppe
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -71,7 +79,10 @@ def entry_count(message: Any) -> tuple[str, int]:
 class AlsReceiver:
     """The gRPC servicer plus the bounded queue it feeds."""
 
-    def __init__(self, counters: IngestCounters, queue_max_messages: int) -> None:
+    def __init__(
+        self, counters: IngestCounters, queue_max_messages: int, verify_peer: bool = True
+    ) -> None:
+        self.verify_peer = verify_peer
         self.counters = counters
         self.queue: asyncio.Queue[QueueItem] = asyncio.Queue(maxsize=queue_max_messages)
         self._closed_at: dict[str, float] = {}
@@ -101,6 +112,19 @@ class AlsReceiver:
                         reason = "no_identifier"
                         first_identifier = message.identifier
                         identity = read_identifier(first_identifier)
+                        if self.verify_peer and not peer_matches_node(
+                            context.peer(), identity.node_id
+                        ):
+                            counters.stream_errors["peer_mismatch"] += 1
+                            self._error_log.warning(
+                                "refusing ALS stream from %s: it claims to be node %s",
+                                context.peer(),
+                                identity.node_id[:200],
+                            )
+                            await context.abort(
+                                grpc.StatusCode.PERMISSION_DENIED,
+                                "the node id's IP is not the address this stream comes from",
+                            )
                         stream_key = f"{identity.node_id}|{identity.log_name}"
                         self._note_reconnect(stream_key)
                     elif message.identifier and message.identifier != first_identifier:
@@ -142,6 +166,26 @@ class AlsReceiver:
             self.counters.stream_gap_seconds += max(0.0, time.time() - closed)
         if len(self._closed_at) > 100_000:
             self._closed_at.clear()
+
+
+def peer_matches_node(peer: str, node_id: str) -> bool:
+    """Whether a gRPC peer (``ipv4:10.1.2.3:5678``, ``ipv6:[fd00::1]:5678``) is the IP in an
+    Envoy node id (``sidecar~10.1.2.3~pod.ns~ns.svc.cluster.local``)."""
+    parts = node_id.split("~")
+    if len(parts) != 4:
+        return False
+    scheme, _, rest = peer.partition(":")
+    if scheme not in ("ipv4", "ipv6"):
+        return False
+    host = rest.rpartition(":")[0].strip("[]")
+    try:
+        claimed = ipaddress.ip_address(parts[1])
+        actual = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(actual, ipaddress.IPv6Address) and actual.ipv4_mapped is not None:
+        actual = actual.ipv4_mapped
+    return claimed == actual
 
 
 def _identity(data: bytes) -> bytes:

@@ -10,8 +10,10 @@ not match the running code.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -79,8 +81,29 @@ def read_card(model_path: Path) -> tuple[ModelCard, dict[str, Any]]:
         ) from exc
     except (OSError, ValueError) as exc:
         raise ModelError(f"model card {card_file} is unreadable: {exc}") from exc
-    files = doc.pop("files", {})
+    if not isinstance(doc, dict):
+        raise ModelError(f"model card {card_file} is not a JSON object")
+    files = _file_hashes(card_file, doc.pop("files", None))
     return ModelCard.from_doc(doc), files
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _file_hashes(card_file: Path, files: Any) -> dict[str, str]:
+    """The card's sha256 of the model and of the baseline; both are mandatory, so neither
+    file can be swapped or edited without the card saying so."""
+    out = {}
+    for label in ("model", "baseline"):
+        entry = files.get(label) if isinstance(files, dict) else None
+        digest = entry.get("sha256") if isinstance(entry, dict) else None
+        if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+            raise ModelError(
+                f"model card {card_file} has no valid sha256 for its {label} file: "
+                "a model is only loaded with both hashes"
+            )
+        out[label] = digest
+    return out
 
 
 def load_bundle(model_path: Path, window_seconds: float | None = None) -> ModelBundle:
@@ -94,8 +117,7 @@ def load_bundle(model_path: Path, window_seconds: float | None = None) -> ModelB
     except OSError as exc:
         raise ModelError(f"cannot read model files for {model_path}: {exc}") from exc
     for label, data in (("model", model_bytes), ("baseline", baseline_bytes)):
-        expected = files.get(label, {}).get("sha256")
-        if expected and hashlib.sha256(data).hexdigest() != expected:
+        if not hmac.compare_digest(hashlib.sha256(data).hexdigest(), files[label]):
             raise ModelError(
                 f"{label} file of {model_path} does not match its card (sha256 differs)"
             )
