@@ -63,8 +63,17 @@ async def test_learning_in_progress_is_checkpointed_on_shutdown_and_resumed(
 
 def _serve(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "meshwatch", "serve", "--als-listen", "127.0.0.1:0"]
-        + ["--http-listen", "127.0.0.1:0", *args],
+        [
+            sys.executable,
+            "-m",
+            "meshwatch",
+            "serve",
+            "--als-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            *args,
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -90,7 +99,7 @@ def test_a_promoted_state_dir_resumes_observing_and_refuses_to_lose_its_model(
     assert resumed.engine.mode is Mode.OBSERVE
 
     (state / "model.skops").unlink()
-    with pytest.raises(ModelError, match="model.skops is missing"):
+    with pytest.raises(ModelError, match=r"model\.skops is missing"):
         build_monitor(settings)
     proc = _serve("--state-dir", str(state))
     assert proc.returncode == 2
