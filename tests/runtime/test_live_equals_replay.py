@@ -57,7 +57,7 @@ async def _send(port: int, seconds: float, attack_after: float) -> None:
                 storm.response.response_code.value = 503
                 batches[1].extend([storm] * 3)
             for reporter, entries in batches.items():
-                await queues[reporter].put(message(reporter, first[reporter], entries))
+                await queues[reporter].put(message(reporter if first[reporter] else None, entries))
                 first[reporter] = False
             await asyncio.sleep(0.1)
         for q in queues.values():
