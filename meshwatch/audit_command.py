@@ -59,8 +59,7 @@ def _gather(request: AuditRequest) -> tuple[list[Resource], list[str]]:
             request.kubeconfig, request.context, request.root_namespace, request.include_secrets
         )
         return read.resources, read.errors
-    stdin_text = sys.stdin.read() if "-" in request.paths else None
-    loaded = load(request.paths, stdin_text)
+    loaded = load(request.paths, sys.stdin.buffer if "-" in request.paths else None)
     return loaded.resources, loaded.errors
 
 

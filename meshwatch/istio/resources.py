@@ -87,6 +87,50 @@ def from_object(
     return Resource(str(obj.get("apiVersion", "")), kind, namespace, meta["name"], obj, file, line)
 
 
+_MAPPING_FIELDS = (
+    ("metadata", "labels"),
+    ("metadata", "annotations"),
+    ("spec", "selector"),
+    ("spec", "workloadSelector"),
+    ("spec", "selector", "matchLabels"),
+    ("spec", "workloadSelector", "labels"),
+    ("spec", "template"),
+)
+
+
+def shape_problems(obj: Any) -> list[str]:
+    """What makes a document not a well-formed Kubernetes object, in words for ``file:line``
+    errors. Checks tolerate malformed fields (they read them as empty), so without this an
+    ``spec: 5`` or a ``selector: "x"`` would pass with no word while meaning nothing."""
+    if not isinstance(obj, Mapping):
+        return [f"a document must be a Kubernetes object (a mapping), not {_type(obj)}"]
+    if not isinstance(obj.get("kind"), str) or not obj.get("kind"):
+        return ["not a Kubernetes object: no kind"]
+    meta = obj.get("metadata")
+    if not isinstance(meta, Mapping) or not isinstance(meta.get("name"), str):
+        return [f"{obj['kind']} without metadata.name"]
+    problems = []
+    if "spec" in obj and not isinstance(obj["spec"], Mapping) and obj["spec"] is not None:
+        problems.append(f"spec must be a mapping, not {_type(obj['spec'])}")
+    for path in _MAPPING_FIELDS:
+        value: Any = obj
+        for key in path:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        if value is not None and not isinstance(value, Mapping):
+            problems.append(f"{'.'.join(path)} must be a mapping, not {_type(value)}")
+    return problems
+
+
+def _type(value: Any) -> str:
+    return {
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        bool: "a boolean",
+        list: "a list",
+    }.get(type(value), type(value).__name__)
+
+
 def as_list(value: Any) -> list[Any]:
     """A YAML list field, tolerating absence and wrong types (bad input never crashes a check)."""
     return list(value) if isinstance(value, list) else []

@@ -82,6 +82,13 @@ def api_client(
         return kubernetes.client.ApiClient(configuration)
     except (kubernetes.config.ConfigException, OSError) as exc:
         raise MeshwatchError(f"no usable Kubernetes configuration: {exc}") from exc
+    except (yaml.YAMLError, TypeError, AttributeError, KeyError, ValueError) as exc:
+        # a kubeconfig that is not YAML, or YAML of the wrong shape: the client's own
+        # parser fails with whatever it trips on; say so in one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MeshwatchError(
+            f"kubeconfig {kubeconfig} is not a usable kubeconfig: {first}"
+        ) from exc
 
 
 def _call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
