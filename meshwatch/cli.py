@@ -78,7 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--duration", type=float, default=0, help="stop after SECONDS (default: run until Ctrl-C)"
     )
-    demo.add_argument("--rate", type=float, default=20.0, help="requests per second into the mesh")
+    demo.add_argument(
+        "--rate", type=float, default=20.0, help="requests per second into the mesh (default 20)"
+    )
     audit = sub.add_parser(
         "audit",
         help="check Istio configuration for security and compliance (files, stdin or --cluster)",
@@ -148,6 +150,11 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--topology", action="append", choices=["bookinfo", "online-boutique"])
     evaluate.add_argument("--report", type=Path, help="also write the figures as JSON")
     evaluate.add_argument(
+        "--without-latency",
+        action="store_true",
+        help="measure with latency features left out of the model",
+    )
+    evaluate.add_argument(
         "--save-model", type=Path, help="save the Bookinfo model learned during evaluation"
     )
     baseline = sub.add_parser("baseline", help="manage the learned baseline of a running meshwatch")
@@ -195,11 +202,11 @@ def _settings(args: argparse.Namespace) -> Settings:
         "state_dir": args.state_dir,
         "api_token": _read_token(args.api_token_file),
     }
-    # The demo learns briefly on short windows, then observes: it shows the whole loop in a
-    # minute. Any explicit setting (flag, environment, file) still wins.
-    defaults = (
-        {"window": "2", "mode": "observe", "learn_for": "40s"} if args.command == "demo" else {}
-    )
+    defaults: dict[str, str] = {}
+    if args.command == "demo":
+        from meshwatch.localmesh.demo import DEMO_DEFAULTS
+
+        defaults = DEMO_DEFAULTS
     return load_settings(file_values=file_values, env=os.environ, flags=flags, defaults=defaults)
 
 
@@ -317,6 +324,10 @@ def _offline(args: argparse.Namespace) -> int:
             from meshwatch.runtime.training import evaluation_profile, run_evaluation
 
             config = evaluation_profile(args.profile, args.config)
+            if args.without_latency:
+                import dataclasses
+
+                config = dataclasses.replace(config, use_latency=False)
             reports = run_evaluation(
                 config, args.topology or ["bookinfo", "online-boutique"], print_line, args.report
             )

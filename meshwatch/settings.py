@@ -66,6 +66,10 @@ class Settings:
     """The window slides in steps of window / window_slices."""
     als_verify_peer: bool = True
     """An ALS stream's node id must carry the IP it connects from (relax behind NAT)."""
+    min_baseline_windows: int = 10
+    """An edge is judged statistically only once its learned baseline holds this many windows."""
+    min_baseline_calls: int = 50
+    """...and this many calls; until then it is "warming up" (novel-edge rule only)."""
     max_clock_skew: float = 60.0
     """An entry starting later than this after it was received is placed at receive time."""
     max_entry_age: float = 86_400.0
@@ -216,6 +220,8 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "window_slices": _positive_int,
     "window_grace": _non_negative_float,
     "max_clock_skew": _non_negative_float,
+    "min_baseline_windows": _positive_int,
+    "min_baseline_calls": _positive_int,
     "als_verify_peer": _bool,
     "max_entry_age": _positive_float,
     "edge_ttl": _positive_float,

@@ -13,17 +13,31 @@ from meshwatch.calls import Call, EdgeKey
 class AnomalyKind(enum.StrEnum):
     NEW_EDGE = "new-edge"
     STATISTICAL = "statistical"
+    PERFORMANCE = "performance"
+
+    @property
+    def security(self) -> bool:
+        """Security alerts count toward the alert budget and may lead to a deny; performance
+        anomalies (latency alone out of range) are listed, never more."""
+        return self is not AnomalyKind.PERFORMANCE
 
 
 @dataclass(frozen=True, slots=True)
 class Deviation:
-    """One feature, in its own units, against the edge's baseline median and p99."""
+    """One feature against what the edge did while learning.
+
+    ``value``, ``baseline_*`` and ``learned_*`` are in the feature's model units (log rates,
+    smoothed ratios); ``text`` says it in the units people read."""
 
     feature: str
     value: float
     baseline_median: float
     baseline_p99: float
     z: float  # (value - median) / spread: ~1 at the edge's own p99
+    learned_low: float = 0.0
+    learned_high: float = 0.0
+    out_of_range: bool = False
+    text: str = ""
 
 
 @dataclass(frozen=True, slots=True)

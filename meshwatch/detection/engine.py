@@ -26,6 +26,7 @@ import numpy as np
 from meshwatch.calls import Call, EdgeKey, WindowSpec
 from meshwatch.detection.anomalies import Anomaly, AnomalyKind, Deviation, SampleCall
 from meshwatch.detection.baseline import Baseline
+from meshwatch.detection.explaining import explain, sustained
 from meshwatch.detection.learning import Learning
 from meshwatch.detection.models import (
     MIN_TRAINING_ROWS,
@@ -35,13 +36,32 @@ from meshwatch.detection.models import (
     normalised_matrix,
     train,
 )
+from meshwatch.detection.sequential import Cusum, Thresholds
 from meshwatch.errors import ModelError
-from meshwatch.features.baselines import FLOORS
-from meshwatch.features.rows import FEATURE_COLUMNS, TIME_COLUMNS, WindowRow, window_row
+from meshwatch.features.baselines import EdgeBaseline
+from meshwatch.features.describing import iso
+from meshwatch.features.rows import FEATURE_COLUMNS, CallerLoad, WindowRow, window_row
 from meshwatch.graph.mesh_graph import EdgeView
 from meshwatch.graph.windows import WindowStats
 
 MAX_MERGED_WINDOWS = 5
+MIN_CALLER_LOAD = 10
+
+
+def _thresholds(bundle: ModelBundle | None) -> Thresholds:
+    if bundle is None:
+        return Thresholds()
+    return Thresholds(bundle.card.sequential_threshold, bundle.card.volume_threshold)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A quiet edge's windows merged until they hold ``min_requests`` calls."""
+
+    stats: WindowStats
+    windows: int = 0
+    outbound: int = 0
+    inbound: int = 0
 
 
 class Mode(enum.StrEnum):
@@ -56,6 +76,10 @@ class DetectionParams:
     cooldown_windows: int = 2
     max_anomalies: int = 10_000
     top_deviations: int = 3
+    min_baseline_windows: int = 10
+    """An edge is judged statistically only once its baseline holds this many windows..."""
+    min_baseline_calls: int = 50
+    """...and this many calls; until then it is "warming up" (novel-edge rule only)."""
     learn_for: float | None = None  # seconds from the first window with traffic (our clock)
     learn_calls: int | None = None
     training: TrainingParams = field(default_factory=TrainingParams)
@@ -99,7 +123,8 @@ class DetectionEngine:
         self.anomalies: deque[Anomaly] = deque(maxlen=params.max_anomalies)
         self.open: dict[EdgeKey, tuple[Anomaly, float]] = {}
         self.last_scores: dict[EdgeKey, float] = {}
-        self._sparse: dict[EdgeKey, tuple[WindowStats, int]] = {}
+        self._sparse: dict[EdgeKey, _Pending] = {}
+        self.cusum = Cusum(_thresholds(bundle))
         self.counts: Counter[str] = Counter()
         self._seq = 0
 
@@ -124,7 +149,7 @@ class DetectionEngine:
             math.inf,
             math.inf,
             first_call.time,
-            reason=f"edge {edge} was never seen while learning (baseline up to {learned:.0f})",
+            reason=f"edge {edge} was never seen while learning (baseline up to {iso(learned)})",
             samples=[SampleCall.of(first_call)],
         )
         self.open[edge] = (anomaly, first_call.time)
@@ -138,6 +163,15 @@ class DetectionEngine:
         """Feature rows of the window ending at ``end``. While learning they are kept, and
         nothing is returned to score; when observing, the normalised matrix is returned."""
         w = self.params.window.window
+        # The load on each caller, over the edges it is known to use: a novel edge is already
+        # an anomaly of its own, and must not also shift the shares of the caller's known edges.
+        known = None if self.bundle is None else self.bundle.baseline
+        outbound: Counter[str] = Counter()
+        inbound: Counter[str] = Counter()
+        for v in views:
+            if v.stats.requests and (known is None or not known.is_novel(v.key)):
+                outbound[v.key.source] += v.stats.requests
+                inbound[v.key.destination] += v.stats.requests
         if self.mode is Mode.LEARN:
             if self.learning.started is None and any(v.stats.requests for v in views):
                 # Learning starts with the first window that held traffic, on the driver's
@@ -148,10 +182,11 @@ class DetectionEngine:
                 if v.stats.requests:
                     key = v.key
                     self.learning.edges.add(key)
-                    dense = self._dense(key, v.stats)
+                    dense = self._dense(key, v.stats, outbound, inbound)
                     if dense is not None:
-                        stats, count = dense
-                        self.learning.add(window_row(key, stats, end, w * count, None), stats.paths)
+                        stats, count, load = dense
+                        row = window_row(key, stats, end, w * count, None, load)
+                        self.learning.add(row, stats.paths)
             return [], np.zeros((0, len(FEATURE_COLUMNS)))
         assert self.bundle is not None
         baseline = self.bundle.baseline
@@ -161,30 +196,60 @@ class DetectionEngine:
             if v.stats.requests and baseline.is_novel(key):
                 self._novel_still_active(key, v, end)
                 continue
-            edge_baseline = baseline.edges.get(key)
-            if edge_baseline is None or not v.stats.requests:
+            if not v.stats.requests:
                 continue
-            dense = self._dense(key, v.stats)
-            if dense is not None:
-                stats, count = dense
-                rows.append(window_row(key, stats, end, w * count, edge_baseline.paths))
+            edge_baseline = baseline.edges.get(key)
+            dense = self._dense(key, v.stats, outbound, inbound)
+            if dense is None:
+                continue
+            stats, count, load = dense
+            if edge_baseline is None or not self._ready(edge_baseline):
+                # Warming up: too little learned evidence on this edge for a statistical
+                # verdict; only the novel-edge rule covers it. Its baseline never grows from
+                # traffic seen after promotion (an attacker must not be able to teach it):
+                # learning longer, or retraining, is what ends warming up.
+                continue
+            rows.append(window_row(key, stats, end, w * count, edge_baseline.paths, load))
         return rows, normalised_matrix(rows, baseline)
 
-    def _dense(self, edge: EdgeKey, stats: WindowStats) -> tuple[WindowStats, int] | None:
+    def _ready(self, edge: EdgeBaseline) -> bool:
+        """Enough learned evidence on this edge for a statistical verdict."""
+        p = self.params
+        return edge.windows >= p.min_baseline_windows and edge.calls >= p.min_baseline_calls
+
+    def _enough(self, requests: int, outbound: int, inbound: int) -> bool:
+        """Evidence enough to judge a window: ``min_requests`` calls on the edge, and enough
+        load on its caller for the ratios of volume to load to mean something (a ratio of two
+        counts of three is noise)."""
+        load = MIN_CALLER_LOAD
+        return (
+            requests >= self.params.min_requests
+            and outbound >= load
+            and (inbound == 0 or inbound >= load)
+        )
+
+    def _dense(
+        self, edge: EdgeKey, stats: WindowStats, outbound: Counter[str], inbound: Counter[str]
+    ) -> tuple[WindowStats, int, CallerLoad] | None:
         """What to score for an edge now: its window when it has ``min_requests`` calls, else
         that window merged with its previous sparse ones (up to ``MAX_MERGED_WINDOWS``) once
         together they do. Quiet edges are judged on enough evidence instead of never, or on
-        noise; the statistics merge exactly (counts, sums, sketches)."""
+        noise; the statistics merge exactly (counts, sums, sketches), and so does the load on
+        the caller over the same windows."""
+        out, into = outbound[edge.source], inbound[edge.source]
         pending = self._sparse.pop(edge, None)
-        if pending is None and stats.requests >= self.params.min_requests:
-            return stats, 1
-        merged, count = pending if pending is not None else (WindowStats(), 0)
-        merged.merge(stats)
-        count += 1
-        if merged.requests >= self.params.min_requests:
-            return merged, count
-        if count < MAX_MERGED_WINDOWS:
-            self._sparse[edge] = (merged, count)
+        if pending is None and self._enough(stats.requests, out, into):
+            return stats, 1, CallerLoad(out, into)
+        if pending is None:
+            pending = _Pending(WindowStats())
+        pending.stats.merge(stats)
+        pending.windows += 1
+        pending.outbound += out
+        pending.inbound += into
+        if self._enough(pending.stats.requests, pending.outbound, pending.inbound):
+            return pending.stats, pending.windows, CallerLoad(pending.outbound, pending.inbound)
+        if pending.windows < MAX_MERGED_WINDOWS:
+            self._sparse[edge] = pending
         return None
 
     def _novel_still_active(self, edge: EdgeKey, view: EdgeView, end: float) -> None:
@@ -213,44 +278,51 @@ class DetectionEngine:
         self.open[edge] = (anomaly, end)
 
     def decide(
-        self, rows: Sequence[WindowRow], scores: np.ndarray, views: Sequence[EdgeView], end: float
+        self,
+        rows: Sequence[WindowRow],
+        scores: np.ndarray,
+        views: Sequence[EdgeView],
+        end: float,
+        matrix: np.ndarray,
     ) -> list[Anomaly]:
-        """Compare scores with the threshold; open or extend incidents."""
+        """Compare scores with the threshold; explain and classify what crosses it; open or
+        extend incidents (one per edge and kind)."""
         if self.bundle is None:
             return []
-        threshold = self.bundle.threshold
+        bundle = self.bundle
+        threshold = bundle.threshold
         samples = {v.key: v.samples for v in views}
         self.last_scores = {r.edge: float(s) for r, s in zip(rows, scores, strict=True)}
         fresh: list[Anomaly] = []
         horizon = end - self.params.cooldown_windows * self.params.window.window - 1e-6
-        for row, score in zip(rows, scores, strict=True):
-            if not threshold.is_anomalous(float(score)):
+        for row, score, x in zip(rows, scores, matrix, strict=True):
+            edge_baseline = bundle.baseline.edges[row.edge]
+            drift = self.cusum.update(row, x, edge_baseline)
+            if threshold.is_anomalous(float(score)):
+                verdict = explain(
+                    row, x, edge_baseline, bundle.anomaly_scores, self.params.top_deviations
+                )
+            elif drift is not None:
+                verdict = sustained(drift, row, edge_baseline)
+            else:
                 continue
             current = self.open.get(row.edge)
-            deviations = self._deviations(row)
-            if (
-                current is not None
-                and current[1] >= horizon
-                and current[0].kind is AnomalyKind.STATISTICAL
-            ):
+            if current is not None and current[1] >= horizon and current[0].kind is verdict.kind:
                 anomaly = current[0]
                 anomaly.windows += 1
                 anomaly.last_seen = end
                 anomaly.score = max(anomaly.score, float(score))
                 self.open[row.edge] = (anomaly, end)
                 continue
-            top = ", ".join(
-                f"{d.feature} {d.value:.3g} (baseline p99 {d.baseline_p99:.3g})" for d in deviations
-            )
             anomaly = self._new(
-                AnomalyKind.STATISTICAL,
+                verdict.kind,
                 row.edge,
                 float(score),
                 threshold.value,
                 end,
-                reason=f"window ending {end:.0f} scored {float(score):.3f} >= threshold {threshold.value:.3f}: {top}",
+                reason=f"window ending {iso(end)}: {verdict.reason}",
                 samples=[SampleCall.of(c) for c in samples.get(row.edge, ())],
-                deviations=deviations,
+                deviations=verdict.deviations,
             )
             self.open[row.edge] = (anomaly, end)
             fresh.append(anomaly)
@@ -261,19 +333,6 @@ class DetectionEngine:
         horizon = end - self.params.cooldown_windows * self.params.window.window - 1e-6
         ended = [edge for edge, (_, t) in self.open.items() if t < horizon]
         return [self.open.pop(edge)[0] for edge in ended]
-
-    def _deviations(self, row: WindowRow) -> list[Deviation]:
-        assert self.bundle is not None
-        baseline = self.bundle.baseline.edges[row.edge]
-        out = []
-        for column, value in zip(FEATURE_COLUMNS, row.values, strict=True):
-            if column in TIME_COLUMNS:
-                continue
-            s = baseline.stats[column]
-            z = (value - s.median) / max(s.spread, FLOORS[column])
-            out.append(Deviation(column, value, s.median, s.p99, z))
-        out.sort(key=lambda d: -abs(d.z))
-        return out[: self.params.top_deviations]
 
     def _new(
         self,
@@ -350,6 +409,7 @@ class DetectionEngine:
     def adopt(self, bundle: ModelBundle) -> None:
         """Switch to observing with ``bundle`` (learning state is dropped)."""
         self.bundle = bundle
+        self.cusum = Cusum(_thresholds(bundle))
         self.mode = Mode.OBSERVE
         self.target_mode = Mode.OBSERVE
         self.learning = Learning()
@@ -362,17 +422,21 @@ class DetectionEngine:
         return bundle
 
     def edge_status(self, edge: EdgeKey) -> tuple[str, float | None]:
-        """(status, last score) for the graph API: ``new``, ``anomalous`` or ``normal``."""
+        """(status, last score) for the graph API: ``new``, ``anomalous`` (security),
+        ``degraded`` (performance), ``warming-up`` (known, baseline too thin to judge) or
+        ``normal``."""
         current = self.open.get(edge)
         if current is not None:
-            return (
-                "new" if current[0].kind is AnomalyKind.NEW_EDGE else "anomalous",
-                self.last_scores.get(edge),
+            kind = current[0].kind
+            status = {AnomalyKind.NEW_EDGE: "new", AnomalyKind.PERFORMANCE: "degraded"}.get(
+                kind, "anomalous"
             )
-        if (
-            self.mode is Mode.OBSERVE
-            and self.bundle is not None
-            and self.bundle.baseline.is_novel(edge)
-        ):
-            return "new", None
+            return status, self.last_scores.get(edge)
+        if self.mode is Mode.OBSERVE and self.bundle is not None:
+            baseline = self.bundle.baseline
+            if baseline.is_novel(edge):
+                return "new", None
+            learned = baseline.edges.get(edge)
+            if learned is None or not self._ready(learned):
+                return "warming-up", None
         return "normal", self.last_scores.get(edge)

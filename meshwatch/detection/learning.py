@@ -18,7 +18,7 @@ from meshwatch.features.rows import FEATURE_COLUMNS, WindowRow
 
 MAX_ROWS_PER_EDGE = 2000
 MAX_PATHS_PER_EDGE = 512
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 
 
 @dataclass
@@ -59,7 +59,7 @@ class Learning:
             "seen": {e.text: n for e, n in sorted(self.seen.items())},
             "paths": {e.text: sorted(p) for e, p in sorted(self.paths.items())},
             "rows": {
-                e.text: [[r.end, r.requests, *r.values] for r in rows]
+                e.text: [[r.end, r.requests, *r.values, r.caller_inbound] for r in rows]
                 for e, rows in sorted(self.rows.items())
             },
         }
@@ -89,10 +89,10 @@ class Learning:
                 edge = EdgeKey.parse(str(text))
                 bucket = []
                 for row in rows:
-                    if len(row) != width + 2:
+                    if len(row) != width + 3:
                         raise ModelError(f"learning checkpoint row of {edge} has {len(row)} values")
-                    values = tuple(float(v) for v in row[2:])
-                    bucket.append(WindowRow(edge, float(row[0]), values, int(row[1])))
+                    values = tuple(float(v) for v in row[2 : 2 + width])
+                    bucket.append(WindowRow(edge, float(row[0]), values, int(row[1]), int(row[-1])))
                 learning.rows[edge] = bucket[:MAX_ROWS_PER_EDGE]
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelError(f"learning checkpoint is malformed: {exc}") from exc

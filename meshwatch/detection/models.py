@@ -19,12 +19,34 @@ from meshwatch import __version__
 from meshwatch.calls import EdgeKey
 from meshwatch.detection.baseline import Baseline
 from meshwatch.detection.forest import EdgeIsolationForest
+from meshwatch.detection.sequential import calibrate as calibrate_sequential
 from meshwatch.detection.thresholds import Threshold, calibrate, per_window_rate
 from meshwatch.errors import ModelError
 from meshwatch.features.baselines import BaselineBuilder
-from meshwatch.features.rows import FEATURE_COLUMNS, FEATURE_VERSION, WindowRow
+from meshwatch.features.rows import (
+    FEATURE_COLUMNS,
+    FEATURE_VERSION,
+    LATENCY_COLUMNS,
+    TIME_COLUMNS,
+    WindowRow,
+)
 
 MIN_TRAINING_ROWS = 50
+MIN_CALIBRATION_COVERAGE = 0.1
+"""Held-out windows x per-window false-alert rate below this: the threshold would be
+extrapolated more than a decade past the sample, so a conservative fallback is used."""
+CONSERVATIVE_SPREADS = 3.0
+
+
+def conservative_threshold(model: EdgeIsolationForest, skip: frozenset[str] = frozenset()) -> float:
+    """The lowest score of a window that is typical in every feature but one, which sits
+    ``CONSERVATIVE_SPREADS`` spreads past the edge's median (above or below)."""
+    columns = [i for i, c in enumerate(FEATURE_COLUMNS) if c not in TIME_COLUMNS and c not in skip]
+    probes = np.zeros((2 * len(columns), len(FEATURE_COLUMNS)))
+    for k, i in enumerate(columns):
+        probes[2 * k, i] = CONSERVATIVE_SPREADS
+        probes[2 * k + 1, i] = -CONSERVATIVE_SPREADS
+    return float(model.anomaly_score(probes).min())
 
 
 def _minor(version: str) -> str:
@@ -67,6 +89,13 @@ class ModelCard:
     per_window_false_alert_rate: float
     target_false_alerts_per_day: float
     params: Mapping[str, Any]
+    calibration_note: str = ""
+    sequential_threshold: float = 0.0
+    """CUSUM threshold for sustained drifts, calibrated on held-out windows (0: none)."""
+    volume_threshold: float = 0.0
+    """Threshold of the Poisson volume evidence, calibrated likewise (0: none)."""
+    """Empty when the threshold was calibrated on enough held-out windows; otherwise why it
+    is a conservative fallback (shown at promotion and in ``/api/v1/baseline``)."""
 
     def to_doc(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -84,6 +113,13 @@ class ModelCard:
             if name not in doc or isinstance(value, bool) or not isinstance(value, kinds):
                 wanted = " or ".join(k.__name__ for k in kinds)
                 raise ModelError(f"model card field {name!r} must be {wanted}, not {value!r}")
+        for optional in ("sequential_threshold", "volume_threshold"):
+            if isinstance(doc.get(optional, 0.0), bool) or not isinstance(
+                doc.get(optional, 0.0), int | float
+            ):
+                raise ModelError(f"model card field {optional!r} must be a number")
+        if not isinstance(doc.get("calibration_note", ""), str):
+            raise ModelError("model card field 'calibration_note' must be a string")
         if not all(isinstance(c, str) for c in doc["feature_columns"]):
             raise ModelError("model card field 'feature_columns' must list column names")
         if not (math.isfinite(doc["threshold"]) and doc["window_seconds"] > 0):
@@ -131,6 +167,7 @@ class TrainingParams:
     calibration_share: float = 0.25
     threshold_margin: float = 0.5  # how far past the calibration maximum to extrapolate
     min_requests: int = 5  # same floor as scoring: learn from the windows that will be scored
+    use_latency: bool = True  # False: latency features are ignored by the model (measured)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +183,16 @@ class ModelBundle:
         """Higher is worse. Safe to run in a worker thread (read-only)."""
         if matrix.shape[0] == 0:
             return np.zeros(0)
+        if not self.card.params.get("use_latency", True):
+            matrix = without_latency(matrix)
         return self.model.anomaly_score(matrix)
+
+
+def without_latency(matrix: np.ndarray) -> np.ndarray:
+    """The matrix with latency columns at the median (0): the model cannot use them."""
+    out = np.array(matrix, dtype=np.float64, copy=True)
+    out[:, [FEATURE_COLUMNS.index(c) for c in LATENCY_COLUMNS]] = 0.0
+    return out
 
 
 def build_baseline(
@@ -202,10 +248,38 @@ def train(
         max_samples=params.max_samples,
         contamination=params.contamination,
         random_state=params.random_state,
-    ).fit(normalised_matrix(fit_rows, baseline))
-    scores = model.anomaly_score(normalised_matrix(calibration_rows, baseline))
+    )
+    fit_matrix = normalised_matrix(fit_rows, baseline)
+    calibration_matrix = normalised_matrix(calibration_rows, baseline)
+    if not params.use_latency:
+        fit_matrix, calibration_matrix = (
+            without_latency(fit_matrix),
+            without_latency(calibration_matrix),
+        )
+    model.fit(fit_matrix)
+    scores = model.anomaly_score(calibration_matrix)
+    by_edge: dict[EdgeKey, list[tuple[WindowRow, np.ndarray]]] = {}
+    for row, x in zip(calibration_rows, calibration_matrix, strict=True):
+        by_edge.setdefault(row.edge, []).append((row, x))
+    sequential = calibrate_sequential((baseline.edges[e], rows) for e, rows in by_edge.items())
     rate = per_window_rate(params.target_false_alerts_per_day, len(baseline.edges), window_seconds)
     threshold = calibrate(scores, rate, params.threshold_margin)
+    note = ""
+    if len(calibration_rows) * rate < MIN_CALIBRATION_COVERAGE:
+        # Too few held-out windows to say where the requested false-alert rate lies: an
+        # extrapolation from them would be a guess. Fall back to a threshold only a clear
+        # deviation crosses (one feature CONSERVATIVE_SPREADS spreads past its median).
+        fallback = conservative_threshold(
+            model, frozenset() if params.use_latency else LATENCY_COLUMNS
+        )
+        threshold = Threshold(max(threshold.value, fallback), rate)
+        needed = math.ceil(MIN_CALIBRATION_COVERAGE / rate)
+        note = (
+            f"only {len(calibration_rows)} held-out windows to calibrate "
+            f"{params.target_false_alerts_per_day:g} false alerts/day over {len(baseline.edges)} "
+            f"edges (about {needed:,} needed): the threshold is a conservative fallback that only "
+            f"a clear deviation crosses; learn longer for a calibrated one"
+        )
     card = ModelCard(
         name=name,
         meshwatch_version=__version__,
@@ -221,11 +295,15 @@ def train(
         threshold=threshold.value,
         per_window_false_alert_rate=rate,
         target_false_alerts_per_day=params.target_false_alerts_per_day,
+        calibration_note=note,
+        sequential_threshold=sequential.drift,
+        volume_threshold=sequential.volume,
         params={
             "n_estimators": params.n_estimators,
             "max_samples": params.max_samples,
             "contamination": params.contamination,
             "random_state": params.random_state,
+            "use_latency": params.use_latency,
         },
     )
     return ModelBundle(model, threshold, card, baseline)

@@ -2,14 +2,16 @@
 
 A baseline holds, per edge and per feature, the median and the 99th percentile of the values
 seen while learning, plus the path templates the edge used. ``normalise`` maps a raw row to
-``(value - median) / spread`` with ``spread = max(p99 - median, floor)``: about 0 for a
-typical window, about 1 at the edge's own p99, far above for anything it never did. Floors
+``(value - median) / spread`` with ``spread = max(p99 - median, floor)`` above the median and
+``max(median - p01, floor)`` below: about 0 for a typical window, about 1 at the edge's own
+p99 (and -1 at its p01), far out for anything it never did. Floors
 keep constant features (an edge that never errs) from dividing by zero while still letting a
 real change stand out.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ from statistics import median
 from typing import Any
 
 from meshwatch.calls import EdgeKey
-from meshwatch.features.rows import EDGE_COLUMNS, FEATURE_COLUMNS, TIME_COLUMNS, WindowRow
+from meshwatch.features.rows import FEATURE_COLUMNS, TIME_COLUMNS, WindowRow
 
 # Smallest spread per feature, in that feature's units.
 FLOORS: Mapping[str, float] = {
@@ -31,23 +33,60 @@ FLOORS: Mapping[str, float] = {
     "distinct_paths": 2.0,
     "unseen_path_share": 0.08,
     "distinct_methods": 1.0,
+    "edge_share": 0.08,
+    "log_fanout": 0.35,
 }
 MAX_PATHS_PER_EDGE = 512
+UPWARD_ONLY = frozenset({"edge_share", "log_fanout"})
+"""Load-normalised volume counts only upward: when an attacker makes one edge busier, the
+caller's other edges lose share and the callee's own calls per request fall. Those edges are
+bystanders, not anomalies."""
 
 
-def _p99(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+def _quantile(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+MAX_DISPERSION = 50.0
+
+
+def _dispersion(loads: list[tuple[int, int]], median_log_fanout: float) -> float:
+    """Mean squared Pearson residual of the edge's calls against its caller's load."""
+    if len(loads) < 2:
+        return 1.0
+    per_request = math.exp(median_log_fanout)
+    total = 0.0
+    for n, inbound in loads:
+        expected = max(0.5, per_request * (inbound + 1) - 1)
+        total += (n - expected) ** 2 / expected
+    return min(MAX_DISPERSION, max(1.0, total / len(loads)))
 
 
 @dataclass(frozen=True, slots=True)
 class FeatureStats:
+    """A feature's learned median, 99th and 1st percentiles on one edge."""
+
     median: float
     p99: float
+    p01: float | None = None  # None in baselines saved before the low side was kept
 
     @property
     def spread(self) -> float:
         return self.p99 - self.median
+
+    def z(self, value: float, floor: float) -> float:
+        """Distance from the median in the edge's own spread on that side: about 1 at its p99
+        above, about -1 at its p01 below. Below and above differ for skewed features (a
+        request rate whose nights are five times quieter than its peak)."""
+        if value < self.median and self.p01 is not None:
+            return (value - self.median) / max(self.median - self.p01, floor)
+        return (value - self.median) / max(self.spread, floor)
+
+    def learned_range(self, floor: float) -> tuple[float, float]:
+        """What this edge did while learning, widened to at least ``floor`` around the
+        median: a value outside it is something the edge never did."""
+        low = self.median if self.p01 is None else self.p01
+        return (min(low, self.median - floor), max(self.p99, self.median + floor))
 
 
 @dataclass(slots=True)
@@ -58,6 +97,10 @@ class EdgeBaseline:
     paths: set[str]
     windows: int
     first_seen: float
+    calls: int = 0
+    dispersion: float = 1.0
+    """How much more the edge's calls vary around what its caller's load predicts than a
+    Poisson count would (1: Poisson). Volume evidence is divided by it (quasi-likelihood)."""
 
     def normalise(self, row: WindowRow) -> list[float]:
         out = []
@@ -65,30 +108,36 @@ class EdgeBaseline:
             if column in TIME_COLUMNS:
                 out.append(value)
                 continue
-            s = self.stats[column]
-            out.append((value - s.median) / max(s.spread, FLOORS[column]))
+            z = self.stats[column].z(value, FLOORS[column])
+            out.append(max(0.0, z) if column in UPWARD_ONLY else z)
         return out
 
     def to_doc(self) -> dict[str, Any]:
         return {
-            "stats": {c: [s.median, s.p99] for c, s in self.stats.items()},
+            "stats": {
+                c: [s.median, s.p99] if s.p01 is None else [s.median, s.p99, s.p01]
+                for c, s in self.stats.items()
+            },
             "paths": sorted(self.paths),
             "windows": self.windows,
             "first_seen": self.first_seen,
+            "calls": self.calls,
+            "dispersion": self.dispersion,
         }
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> EdgeBaseline:
         return cls(
-            stats={c: FeatureStats(float(v[0]), float(v[1])) for c, v in doc["stats"].items()},
+            stats={
+                c: FeatureStats(float(v[0]), float(v[1]), float(v[2]) if len(v) > 2 else None)
+                for c, v in doc["stats"].items()
+            },
             paths=set(doc.get("paths", [])),
             windows=int(doc.get("windows", 0)),
             first_seen=float(doc.get("first_seen", 0.0)),
+            calls=int(doc.get("calls", 0)),
+            dispersion=float(doc.get("dispersion", 1.0)),
         )
-
-
-# A fresh edge with too few windows borrows neutral stats until it has history.
-NEUTRAL = {c: FeatureStats(0.0, 0.0) for c in EDGE_COLUMNS}
 
 
 @dataclass
@@ -98,9 +147,14 @@ class BaselineBuilder:
     rows: dict[EdgeKey, list[tuple[float, ...]]] = field(default_factory=lambda: defaultdict(list))
     paths: dict[EdgeKey, set[str]] = field(default_factory=lambda: defaultdict(set))
     first_seen: dict[EdgeKey, float] = field(default_factory=dict)
+    calls: dict[EdgeKey, int] = field(default_factory=lambda: defaultdict(int))
+    loads: dict[EdgeKey, list[tuple[int, int]]] = field(default_factory=lambda: defaultdict(list))
 
     def add(self, row: WindowRow, paths: Iterable[str]) -> None:
         self.rows[row.edge].append(row.values)
+        self.calls[row.edge] += row.requests
+        if row.caller_inbound > 0:
+            self.loads[row.edge].append((row.requests, row.caller_inbound))
         known = self.paths[row.edge]
         for p in paths:
             if len(known) < MAX_PATHS_PER_EDGE:
@@ -111,12 +165,22 @@ class BaselineBuilder:
         out = {}
         for edge, values in self.rows.items():
             columns = list(zip(*values, strict=True))
-            stats = {
-                c: FeatureStats(float(median(columns[i])), float(_p99(list(columns[i]))))
-                for i, c in enumerate(FEATURE_COLUMNS)
-                if c not in TIME_COLUMNS
-            }
+            stats = {}
+            for i, c in enumerate(FEATURE_COLUMNS):
+                if c in TIME_COLUMNS:
+                    continue
+                ordered = sorted(columns[i])
+                stats[c] = FeatureStats(
+                    float(median(ordered)),
+                    float(_quantile(ordered, 0.99)),
+                    float(_quantile(ordered, 0.01)),
+                )
             out[edge] = EdgeBaseline(
-                stats, set(self.paths[edge]), len(values), self.first_seen[edge]
+                stats,
+                set(self.paths[edge]),
+                len(values),
+                self.first_seen[edge],
+                self.calls[edge],
+                _dispersion(self.loads[edge], stats["log_fanout"].median),
             )
         return out

@@ -25,19 +25,39 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "distinct_paths",
     "unseen_path_share",
     "distinct_methods",
+    "edge_share",
+    "log_fanout",
     "hour_sin",
     "hour_cos",
 )
 """The one place the column order is defined. Models record it in their card."""
 
 TIME_COLUMNS = frozenset({"hour_sin", "hour_cos"})
+LATENCY_COLUMNS = frozenset({"log_latency_p50", "log_latency_p99"})
+"""Latency shifts with load, noisy neighbours and deployments: on its own it is performance,
+never security (an anomaly out of range only in these is kind ``performance``)."""
 EDGE_COLUMNS = tuple(c for c in FEATURE_COLUMNS if c not in TIME_COLUMNS)
-FEATURE_VERSION = 2
+FEATURE_VERSION = 3
+"""Bumped whenever a feature's meaning or normalisation changes: old models are then refused.
+2: bytes-per-request floors lowered to 0.3 (a 2.5x payload change now stands out).
+3: load-normalised volume (``edge_share``, ``log_fanout``); baselines keep a low quantile."""
 RATIO_PSEUDO_COUNT = 10
 """Error ratios are e / (n + 10): one 404 among four requests at night is not a 25 % error
 rate. Large windows are barely affected (15 errors in 30 requests still reads 0.375)."""
-"""Bumped whenever a feature's meaning or normalisation changes: old models are then refused.
-2: bytes-per-request floors lowered to 0.3 (a 2.5x payload change now stands out)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallerLoad:
+    """The load on an edge's caller in the same window(s): what drives the edge's volume.
+
+    Request volume follows the users' load, so absolute rate is weak against an attacker who
+    runs 2-3x the normal rate with normal-looking requests. The edge's share of its caller's
+    outbound calls and its calls per inbound request of the caller stay stable under diurnal
+    load and shift when a compromised caller makes extra calls.
+    """
+
+    outbound: int  # requests on all edges leaving the caller
+    inbound: int  # requests on all edges arriving at the caller
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +68,7 @@ class WindowRow:
     end: float
     values: tuple[float, ...]
     requests: int
+    caller_inbound: int = 0  # requests the caller served in the same window(s)
 
     def value(self, column: str) -> float:
         return self.values[FEATURE_COLUMNS.index(column)]
@@ -63,6 +84,7 @@ def window_row(
     end: float,
     window_seconds: float,
     known_paths: Collection[str] | None,
+    load: CallerLoad,
 ) -> WindowRow:
     """The raw features of one edge over one window ending at ``end`` (epoch seconds).
 
@@ -90,7 +112,11 @@ def window_row(
         float(len(stats.paths)),
         unseen * per if stats.paths else 0.0,
         float(len(stats.methods)),
+        n / load.outbound if load.outbound >= n and load.outbound else 1.0,
+        # an entry point (a gateway, a job) serves no requests: nothing drives it but its own
+        # schedule, so its fan-out is neutral rather than a copy of its diurnal rate
+        math.log((n + 1) / (load.inbound + 1)) if load.inbound else 0.0,
         math.sin(angle),
         math.cos(angle),
     )
-    return WindowRow(edge, end, values, n)
+    return WindowRow(edge, end, values, n, load.inbound)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import tempfile
 import time
 from collections.abc import Callable
@@ -16,6 +17,11 @@ from meshwatch.localmesh.topology import BOOKINFO
 from meshwatch.runtime.serving import Service, build_service, run_service
 from meshwatch.settings import HostPort, Settings
 
+DEMO_DEFAULTS = {"window": "2", "mode": "observe", "learn_for": "40s"}
+"""The demo learns briefly on short windows, then observes: it shows the whole loop in a
+minute. Any explicit setting (flag, environment, file) still wins."""
+DEMO_RATE = 20.0
+
 PATHS = (
     "/productpage",
     "/productpage?u=normal",
@@ -24,7 +30,8 @@ PATHS = (
 )
 
 
-async def _traffic(mesh: LocalMesh, rate: float, stop: asyncio.Event) -> None:
+async def demo_traffic(mesh: LocalMesh, rate: float, stop: asyncio.Event) -> None:
+    """The demo's normal traffic into the mesh, until ``stop``."""
     i = 0
     while not stop.is_set():
         i += 1
@@ -78,6 +85,9 @@ async def run_demo(
     """Run until Ctrl-C (or ``duration`` seconds)."""
     if settings.als_listen.port == Settings().als_listen.port:
         settings = replace(settings, als_listen=HostPort("127.0.0.1", free_port()))
+    # The demo prints each anomaly itself, once and readably; the one-JSON-line-per-anomaly
+    # log that pipelines parse would print every anomaly a second time on the console.
+    logging.getLogger("meshwatch.anomalies").setLevel(logging.ERROR)
     service = build_service(settings)
     ready = asyncio.Event()
 
@@ -99,7 +109,7 @@ async def run_demo(
                 say(
                     f"  learning normal traffic for {settings.learn_for:g}s on {settings.window:g}s windows; Ctrl-C to stop."
                 )
-                traffic = tasks.create_task(_traffic(mesh, rate, service.stop))
+                traffic = tasks.create_task(demo_traffic(mesh, rate, service.stop))
                 attack = tasks.create_task(_attack_after_learning(service, mesh, say))
                 if duration > 0:
                     with contextlib.suppress(TimeoutError):

@@ -145,7 +145,7 @@ class Monitor:
         """Decide on the scored rows, then close incidents past their cooldown."""
         events: list[Event] = []
         if work is not None:
-            fresh = self.engine.decide(work.rows, scores, work.views, end)
+            fresh = self.engine.decide(work.rows, scores, work.views, end, work.matrix)
             events += [AnomalyRaised(a) for a in fresh]
         if self.engine.mode is Mode.OBSERVE:
             events += [AnomalyEnded(a, end) for a in self.engine.expire_incidents(end)]

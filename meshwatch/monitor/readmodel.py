@@ -11,26 +11,17 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, TypedDict
 
 from meshwatch.calls import Workload
 from meshwatch.detection.anomalies import Anomaly, AnomalyKind
+from meshwatch.features.describing import iso
 from meshwatch.graph.mesh_graph import EdgeView
 from meshwatch.monitor.core import Monitor
 
 MAX_LIMIT = 1000
 _DIGITS = re.compile(r"[0-9]{1,9}")
 _NUMBER = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")
-
-
-def iso(t: float) -> str:
-    """Epoch seconds → RFC 3339 UTC with milliseconds (``""`` when out of range)."""
-    try:
-        stamp = datetime.fromtimestamp(t, UTC)
-    except (OverflowError, OSError, ValueError):
-        return ""
-    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class NodeDoc(TypedDict):
@@ -79,6 +70,10 @@ class DeviationDoc(TypedDict):
     baseline_median: float
     baseline_p99: float
     z: float
+    learned_low: float
+    learned_high: float
+    out_of_range: bool
+    text: str
 
 
 class SampleDoc(TypedDict):
@@ -98,6 +93,9 @@ class AnomalyDoc(TypedDict):
     threshold: float | None
     first_seen: float
     last_seen: float
+    first_seen_time: str
+    last_seen_time: str
+    security: bool
     windows: int
     reason: str
     deviations: list[DeviationDoc]
@@ -196,6 +194,9 @@ def anomaly_doc(a: Anomaly) -> AnomalyDoc:
         "threshold": _finite(a.threshold),
         "first_seen": a.first_seen,
         "last_seen": a.last_seen,
+        "first_seen_time": iso(a.first_seen),
+        "last_seen_time": iso(a.last_seen),
+        "security": a.kind.security,
         "windows": a.windows,
         "reason": a.reason,
         "deviations": [
@@ -205,6 +206,10 @@ def anomaly_doc(a: Anomaly) -> AnomalyDoc:
                 "baseline_median": round(d.baseline_median, 4),
                 "baseline_p99": round(d.baseline_p99, 4),
                 "z": round(d.z, 2),
+                "learned_low": round(d.learned_low, 4),
+                "learned_high": round(d.learned_high, 4),
+                "out_of_range": d.out_of_range,
+                "text": d.text,
             }
             for d in a.deviations
         ],

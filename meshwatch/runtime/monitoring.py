@@ -61,6 +61,8 @@ def detection_params(settings: Settings) -> DetectionParams:
     return DetectionParams(
         window=window_spec(settings),
         min_requests=settings.min_requests,
+        min_baseline_windows=settings.min_baseline_windows,
+        min_baseline_calls=settings.min_baseline_calls,
         learn_for=settings.learn_for or None,
         learn_calls=settings.learn_calls or None,
         training=TrainingParams(
@@ -180,6 +182,8 @@ class MonitorService:
                     event.edges_moved,
                 )
             elif isinstance(event, BaselinePromoted):
+                if event.card.calibration_note:
+                    log.warning("promoted with a thin baseline: %s", event.card.calibration_note)
                 log.info(
                     "now observing: %d known edges, threshold %.4f for %.2f false alerts/day",
                     event.known_edges,

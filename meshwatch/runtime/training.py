@@ -70,6 +70,8 @@ def train_from_capture(
         bundle = learn_from_calls(_chunks(calls_from_table(table)), window, params, out.stem, bar)
     paths = save_bundle(bundle, out)
     card = bundle.card
+    if card.calibration_note:
+        say(f"WARNING: {card.calibration_note}")
     say(
         f"model {out}: {card.edge_count} edges, {card.training_rows} training and {card.calibration_rows} "
         f"calibration windows, threshold {card.threshold:.4f} for {card.target_false_alerts_per_day:g} false alerts/day"
@@ -120,7 +122,7 @@ def _report_doc(report: EvalReport) -> dict[str, Any]:
                 "recall_in_time": s.recall_in_time,
                 "precision": s.precision,
                 "ttd": s.ttd,
-                "false_alerts_per_hour": s.false_per_hour,
+                "false_alerts_per_24h": s.false_per_24h,
                 "low_and_slow": s.low_and_slow,
                 "injections": [
                     {"edge": list(d["edge"]), "start": d["start"], "ttd": d["ttd"]}

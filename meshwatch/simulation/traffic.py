@@ -54,6 +54,9 @@ class AttackKind(enum.StrEnum):
     EXFILTRATION = "exfiltration"
     ERROR_STORM = "error-storm"
     NEW_EXTERNAL = "new-external"
+    VOLUME = "volume"
+    """Extra calls on a known edge that look exactly like its normal ones, following the
+    diurnal curve: a compromised caller doing more of what it always does."""
 
     @property
     def novel(self) -> bool:
@@ -93,10 +96,20 @@ class ScaleUp:
     app: str
 
 
-def diurnal(t: float) -> float:
-    """Load factor by time of day: 0.3 at 04:00, 1.0 at 16:00 (UTC here)."""
+def diurnal(t: float, trough: float = 0.3) -> float:
+    """Load factor by time of day: ``trough`` at 04:00, 1.0 at 16:00 (UTC here)."""
     hour = (t % 86400) / 3600.0
-    return 0.3 + 0.7 * (0.5 - 0.5 * math.cos(2 * math.pi * (hour - 4) / 24))
+    return trough + (1 - trough) * (0.5 - 0.5 * math.cos(2 * math.pi * (hour - 4) / 24))
+
+
+@dataclass(frozen=True, slots=True)
+class Contention:
+    """Not an attack: a noisy neighbour or CPU contention multiplies an edge's latencies."""
+
+    edge_index: int
+    start: float
+    end: float
+    factor: float = 2.0
 
 
 @dataclass
@@ -104,7 +117,9 @@ class Simulator:
     topology: Topology
     seed: int
     rate_scale: float = 1.0
+    trough: float = 0.3
     rollouts: list[Rollout] = field(default_factory=list)
+    contentions: list[Contention] = field(default_factory=list)
     scaleups: list[ScaleUp] = field(default_factory=list)
     injections: list[Injection] = field(default_factory=list)
 
@@ -173,7 +188,10 @@ class Simulator:
         self, i: int, edge: EdgeSpec, t0: float, t1: float, extra_rate: float = 0.0
     ) -> list[Call]:
         rng = self.rng
-        rate = edge.rate * self.rate_scale * diurnal(t0)
+        rate = edge.rate * self.rate_scale * diurnal(t0, self.trough)
+        volume = self._active(i, t0, t1, AttackKind.VOLUME)
+        if volume is not None:
+            rate *= 3.0 if volume.low_and_slow else 10.0
         n = int(rng.poisson(rate * (t1 - t0)))
         if n == 0:
             return []
@@ -194,8 +212,12 @@ class Simulator:
         received = (rng.lognormal(math.log(edge.response_bytes), 0.35, n) * bytes_factor).astype(
             int
         )
+        slowdown = 1.0
+        for c in self.contentions:
+            if c.edge_index == i and c.start < t1 and c.end > t0:
+                slowdown *= c.factor
         latency = rng.lognormal(
-            math.log(edge.latency_ms * self._latency_factor(edge.target, t0)), 0.4, n
+            math.log(edge.latency_ms * self._latency_factor(edge.target, t0) * slowdown), 0.4, n
         )
         paths = self._paths[i]
         path_idx = rng.integers(0, len(paths), n)
@@ -260,7 +282,7 @@ class Simulator:
         if inj.kind is AttackKind.ENUMERATION:
             edge = self.topology.edges[inj.edge_index]
             multiple = 2.5 if inj.low_and_slow else 10.0
-            rate = (multiple - 1.0) * edge.rate * self.rate_scale * diurnal(t0)
+            rate = (multiple - 1.0) * edge.rate * self.rate_scale * diurnal(t0, self.trough)
             n = int(rng.poisson(rate * (t1 - t0)))
             target = self._workload(edge.target, t0)
             out = []

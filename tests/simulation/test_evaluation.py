@@ -46,3 +46,8 @@ def test_every_attack_kind_was_injected(report: EvalReport) -> None:
     kinds = {s.kind for s in report.scenarios}
     assert kinds == set(AttackKind)
     assert all(s.injections == report.config.injections for s in report.scenarios)
+
+
+def test_a_latency_only_perturbation_raises_no_security_anomaly(report: EvalReport) -> None:
+    assert report.perturbation is not None
+    assert report.perturbation.security == 0
