@@ -45,7 +45,6 @@ from meshwatch.graph.mesh_graph import EdgeView
 from meshwatch.graph.windows import WindowStats
 
 MAX_MERGED_WINDOWS = 5
-MIN_CALLER_LOAD = 10
 
 
 def _thresholds(bundle: ModelBundle | None) -> Thresholds:
@@ -218,15 +217,9 @@ class DetectionEngine:
         return edge.windows >= p.min_baseline_windows and edge.calls >= p.min_baseline_calls
 
     def _enough(self, requests: int, outbound: int, inbound: int) -> bool:
-        """Evidence enough to judge a window: ``min_requests`` calls on the edge, and enough
-        load on its caller for the ratios of volume to load to mean something (a ratio of two
-        counts of three is noise)."""
-        load = MIN_CALLER_LOAD
-        return (
-            requests >= self.params.min_requests
-            and outbound >= load
-            and (inbound == 0 or inbound >= load)
-        )
+        """Evidence enough to judge a window: ``min_requests`` calls on the edge. (Too little
+        load on the caller only blanks the volume-to-load ratios, see ``window_row``.)"""
+        return requests >= self.params.min_requests
 
     def _dense(
         self, edge: EdgeKey, stats: WindowStats, outbound: Counter[str], inbound: Counter[str]

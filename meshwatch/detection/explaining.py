@@ -12,6 +12,7 @@ shifts with load, noisy neighbours and deployments.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -57,7 +58,7 @@ def explain(
     all_deviations = [
         deviation(c, v, baseline)
         for c, v in zip(FEATURE_COLUMNS, row.values, strict=True)
-        if c not in TIME_COLUMNS
+        if c not in TIME_COLUMNS and not math.isnan(v)
     ]
     outside = [d for d in all_deviations if d.out_of_range]
     if outside:

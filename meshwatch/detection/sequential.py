@@ -43,7 +43,7 @@ VOLUME_SHIFT = (
     3.0  # the rate multiple the volume evidence is tuned to detect (CUSUM is optimal there)
 )
 MIN_DRIFT_THRESHOLD = 6.0
-MIN_VOLUME_THRESHOLD = 6.0
+MIN_VOLUME_THRESHOLD = 12.0
 CALIBRATION_MARGIN = 1.5
 _INDEX = np.array([FEATURE_COLUMNS.index(c) for c in DRIFT_FEATURES])
 
@@ -51,10 +51,11 @@ _INDEX = np.array([FEATURE_COLUMNS.index(c) for c in DRIFT_FEATURES])
 def volume_evidence(row: WindowRow, baseline: EdgeBaseline) -> float | None:
     """Log-likelihood ratio of ``VOLUME_SHIFT`` times the usual calls per request the caller
     serves, for this window; None for an entry point (it serves no requests)."""
-    if row.caller_inbound <= 0:
+    if row.caller_inbound <= 0 or baseline.per_request <= 0:
         return None
-    per_request = math.exp(baseline.stats[VOLUME].median)  # (n + 1) / (inbound + 1)
-    expected = max(0.5, per_request * (row.caller_inbound + 1) - 1)
+    # Any bias in the expectation would build into evidence, window after window: the rate is
+    # learned as a ratio of sums (calls over requests served), unbiased at low counts.
+    expected = max(0.5, baseline.per_request * row.caller_inbound)
     llr = row.requests * math.log(VOLUME_SHIFT) - (VOLUME_SHIFT - 1) * expected
     return llr / baseline.dispersion  # quasi-likelihood: overdispersed counts weigh less
 

@@ -50,14 +50,18 @@ def _quantile(ordered: list[float], q: float) -> float:
 MAX_DISPERSION = 50.0
 
 
-def _dispersion(loads: list[tuple[int, int]], median_log_fanout: float) -> float:
+def _per_request(loads: list[tuple[int, int]]) -> float:
+    served = sum(inbound for _, inbound in loads)
+    return sum(n for n, _ in loads) / served if served else 0.0
+
+
+def _dispersion(loads: list[tuple[int, int]], per_request: float) -> float:
     """Mean squared Pearson residual of the edge's calls against its caller's load."""
-    if len(loads) < 2:
+    if len(loads) < 2 or per_request <= 0:
         return 1.0
-    per_request = math.exp(median_log_fanout)
     total = 0.0
     for n, inbound in loads:
-        expected = max(0.5, per_request * (inbound + 1) - 1)
+        expected = max(0.5, per_request * inbound)
         total += (n - expected) ** 2 / expected
     return min(MAX_DISPERSION, max(1.0, total / len(loads)))
 
@@ -98,6 +102,9 @@ class EdgeBaseline:
     windows: int
     first_seen: float
     calls: int = 0
+    per_request: float = 0.0
+    """Calls on this edge per request its caller served, over everything learned (sum over
+    sum: unbiased at any load, unlike a median of small-count ratios). 0: unknown."""
     dispersion: float = 1.0
     """How much more the edge's calls vary around what its caller's load predicts than a
     Poisson count would (1: Poisson). Volume evidence is divided by it (quasi-likelihood)."""
@@ -107,6 +114,9 @@ class EdgeBaseline:
         for column, value in zip(FEATURE_COLUMNS, row.values, strict=True):
             if column in TIME_COLUMNS:
                 out.append(value)
+                continue
+            if math.isnan(value):
+                out.append(0.0)  # unknown (too little load to say): read as typical
                 continue
             z = self.stats[column].z(value, FLOORS[column])
             out.append(max(0.0, z) if column in UPWARD_ONLY else z)
@@ -122,6 +132,7 @@ class EdgeBaseline:
             "windows": self.windows,
             "first_seen": self.first_seen,
             "calls": self.calls,
+            "per_request": self.per_request,
             "dispersion": self.dispersion,
         }
 
@@ -136,6 +147,7 @@ class EdgeBaseline:
             windows=int(doc.get("windows", 0)),
             first_seen=float(doc.get("first_seen", 0.0)),
             calls=int(doc.get("calls", 0)),
+            per_request=float(doc.get("per_request", 0.0)),
             dispersion=float(doc.get("dispersion", 1.0)),
         )
 
@@ -169,7 +181,7 @@ class BaselineBuilder:
             for i, c in enumerate(FEATURE_COLUMNS):
                 if c in TIME_COLUMNS:
                     continue
-                ordered = sorted(columns[i])
+                ordered = sorted(v for v in columns[i] if not math.isnan(v)) or [0.0]
                 stats[c] = FeatureStats(
                     float(median(ordered)),
                     float(_quantile(ordered, 0.99)),
@@ -181,6 +193,7 @@ class BaselineBuilder:
                 len(values),
                 self.first_seen[edge],
                 self.calls[edge],
-                _dispersion(self.loads[edge], stats["log_fanout"].median),
+                _per_request(self.loads[edge]),
+                _dispersion(self.loads[edge], _per_request(self.loads[edge])),
             )
         return out

@@ -77,6 +77,8 @@ def human(column: str, value: float) -> float:
 
 
 def _number(x: float) -> str:
+    if math.isnan(x):
+        return "n/a"
     if math.isinf(x):
         return "inf"
     if abs(x) >= 10 or x == int(x):

@@ -41,6 +41,7 @@ FEATURE_VERSION = 3
 """Bumped whenever a feature's meaning or normalisation changes: old models are then refused.
 2: bytes-per-request floors lowered to 0.3 (a 2.5x payload change now stands out).
 3: load-normalised volume (``edge_share``, ``log_fanout``); baselines keep a low quantile."""
+MIN_CALLER_LOAD = 10
 RATIO_PSEUDO_COUNT = 10
 """Error ratios are e / (n + 10): one 404 among four requests at night is not a 25 % error
 rate. Large windows are barely affected (15 errors in 30 requests still reads 0.375)."""
@@ -93,6 +94,19 @@ def window_row(
     """
     n = stats.requests
     per = 1.0 / n if n else 0.0
+    # A ratio of two counts of three is noise: below MIN_CALLER_LOAD the volume-to-load
+    # ratios are unknown (NaN), read as the edge's median when scored.
+    share = n / load.outbound if load.outbound >= max(n, 1) else 1.0
+    if load.outbound < MIN_CALLER_LOAD:
+        share = math.nan
+    if not load.inbound:
+        # an entry point (a gateway, a job) serves no requests: nothing drives it but its
+        # own schedule, so its fan-out is neutral rather than a copy of its diurnal rate
+        fanout = 0.0
+    elif load.inbound < MIN_CALLER_LOAD:
+        fanout = math.nan
+    else:
+        fanout = math.log((n + 1) / (load.inbound + 1))
     smoothed = 1.0 / (n + RATIO_PSEUDO_COUNT)
     unseen = (
         0 if known_paths is None else sum(c for p, c in stats.paths.items() if p not in known_paths)
@@ -112,10 +126,8 @@ def window_row(
         float(len(stats.paths)),
         unseen * per if stats.paths else 0.0,
         float(len(stats.methods)),
-        n / load.outbound if load.outbound >= n and load.outbound else 1.0,
-        # an entry point (a gateway, a job) serves no requests: nothing drives it but its own
-        # schedule, so its fan-out is neutral rather than a copy of its diurnal rate
-        math.log((n + 1) / (load.inbound + 1)) if load.inbound else 0.0,
+        share,
+        fanout,
         math.sin(angle),
         math.cos(angle),
     )
