@@ -118,7 +118,8 @@ async def e2e_rate(batch: int, streams: int, seconds: float) -> dict[str, float]
     return result
 
 
-def _rss_mb() -> float:
+def rss_mb() -> float:
+    """This process's resident set size in MiB."""
     with open("/proc/self/status", encoding="ascii") as status:
         for line in status:
             if line.startswith("VmRSS:"):
@@ -154,7 +155,7 @@ def rss_run(total: int, edges: int) -> Iterator[str]:
     checkpoint = total // 10
     start = time.perf_counter()
     yield f"rss: {'entries':>12} {'edges':>6} {'RSS MB':>8}"
-    yield f"rss: {0:>12,} {0:>6} {_rss_mb():>8.1f}"
+    yield f"rss: {0:>12,} {0:>6} {rss_mb():>8.1f}"
     step = 0
     while done < total:
         step += 1
@@ -167,7 +168,7 @@ def rss_run(total: int, edges: int) -> Iterator[str]:
             done += batch
             if done % checkpoint == 0:
                 monitor.expire(t)
-                yield f"rss: {done:>12,} {len(graph.edges):>6} {_rss_mb():>8.1f}"
+                yield f"rss: {done:>12,} {len(graph.edges):>6} {rss_mb():>8.1f}"
     elapsed = time.perf_counter() - start
     yield f"rss: {total:,} entries in {elapsed:.1f}s ({total / elapsed:,.0f} entries/s incl. re-serialising)"
 

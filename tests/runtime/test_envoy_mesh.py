@@ -14,6 +14,7 @@ from envoy.service.accesslog.v3 import als_pb2
 
 from meshwatch.localmesh.launcher import LocalMesh, free_port
 from meshwatch.localmesh.topology import ExternalSpec, Topology, WorkloadSpec
+from tests.als_streams import send
 from tests.conftest import Running, eventually
 
 pytestmark = pytest.mark.envoy
@@ -167,31 +168,21 @@ async def test_bad_streams_close_alone_while_the_server_and_other_streams_carry_
     await m.request("sleep", HTTPBIN_HOST, "/one")
     await eventually(lambda: _settled(mw, SLEEP, HTTPBIN, 1), timeout=15)
 
-    method = "/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs"
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{mw.service.als_port}") as channel:
-
-        async def send(messages: list[bytes]) -> grpc.StatusCode:
-            call = channel.stream_unary(method, request_serializer=None, response_deserializer=None)
-            try:
-                await call(iter(messages))
-            except grpc.aio.AioRpcError as exc:
-                return exc.code()
-            return grpc.StatusCode.OK
-
-        ident = als_pb2.StreamAccessLogsMessage()
-        ident.identifier.node.id = "sidecar~127.0.0.1~rogue-1.default~default.svc.cluster.local"
-        good = ident.SerializeToString()
-        malformed = b"\x0a\xff\xff\xff\xff\x0f garbage"
-        oversized = als_pb2.StreamAccessLogsMessage(
-            identifier=ident.identifier,
-            http_logs=als_pb2.StreamAccessLogsMessage.HTTPAccessLogEntries(
-                log_entry=[{"request": {"path": "/" + "a" * 1000}}] * 200
-            ),
-        ).SerializeToString()
-        assert len(oversized) > 64 * 1024
-        codes = await asyncio.gather(
-            send([good, malformed]), send([oversized]), send([b"\x12\x00"])
-        )
+    ident = als_pb2.StreamAccessLogsMessage()
+    ident.identifier.node.id = "sidecar~127.0.0.1~rogue-1.default~default.svc.cluster.local"
+    good = ident.SerializeToString()
+    malformed = b"\x0a\xff\xff\xff\xff\x0f garbage"
+    oversized = als_pb2.StreamAccessLogsMessage(
+        identifier=ident.identifier,
+        http_logs=als_pb2.StreamAccessLogsMessage.HTTPAccessLogEntries(
+            log_entry=[{"request": {"path": "/" + "a" * 1000}}] * 200
+        ),
+    ).SerializeToString()
+    assert len(oversized) > 64 * 1024
+    port = mw.service.als_port
+    codes = await asyncio.gather(
+        send(port, [good, malformed]), send(port, [oversized]), send(port, [b"\x12\x00"])
+    )
     assert codes[0] == grpc.StatusCode.INVALID_ARGUMENT
     assert codes[1] == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert codes[2] == grpc.StatusCode.INVALID_ARGUMENT  # no identifier in the first message

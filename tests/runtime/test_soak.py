@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-import resource
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from meshwatch.bench.ingest import rss_mb
 from meshwatch.localmesh.launcher import LocalMesh
 from tests.als_streams import entry, message, send
 from tests.conftest import Running, eventually
@@ -26,14 +26,6 @@ from tests.runtime.test_hostile_als import _corrupt
 pytestmark = pytest.mark.envoy
 SOAK_SECONDS = 40.0
 RSS_BOUND_MB = 120.0  # growth allowed over the soak (the graph of the hostile edges included)
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 async def _hostile(port: int, until: float) -> int:
@@ -68,7 +60,7 @@ async def test_clean_traffic_is_counted_exactly_beside_a_hostile_stream(
     async with LocalMesh(TOPOLOGY, mw.service.als_port, tmp_path / "mesh", flush_seconds=0.2) as m:
         await m.request("sleep", HTTPBIN_HOST, "/warm-up")
         await eventually(lambda: _requests(mw, 1), timeout=15)
-        before = _rss_mb()
+        before = rss_mb()
         until = time.monotonic() + SOAK_SECONDS
         hostile = asyncio.create_task(_hostile(mw.service.als_port, until))
         sent = 1
@@ -82,7 +74,7 @@ async def test_clean_traffic_is_counted_exactly_beside_a_hostile_stream(
         await asyncio.sleep(1.0)  # nothing more may arrive on the clean edge
         e = await _requests(mw, sent)
         assert e is not None and e["requests_total"] == sent, "clean calls counted exactly"
-        growth = _rss_mb() - before
+        growth = rss_mb() - before
         print(f"soak: {sent} clean calls, RSS growth {growth:.1f} MB")
     counters = mw.service.counters
     assert streams > 100
