@@ -67,6 +67,69 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
+def _capture_flags(parser: argparse.ArgumentParser) -> None:
+    """What to learn from a capture: window, time range, excluded edges."""
+    parser.add_argument(
+        "--window",
+        type=float,
+        default=None,
+        help="window seconds (default: the capture's own, else 60); serve must use the same",
+    )
+    parser.add_argument(
+        "--window-slices", type=int, default=None, help="steps the window slides in (default 6)"
+    )
+    parser.add_argument("--since", help="learn from this time on (ISO 8601 or epoch seconds)")
+    parser.add_argument("--until", help="learn up to this time (ISO 8601 or epoch seconds)")
+    parser.add_argument(
+        "--exclude-edge",
+        action="append",
+        default=[],
+        metavar="SRC->DST[:PORT]",
+        help="leave an edge out of the baseline (node ids or globs); repeatable",
+    )
+    parser.add_argument(
+        "--min-baseline-windows",
+        type=int,
+        default=10,
+        help="windows an edge needs to be judged statistically (default: %(default)s)",
+    )
+
+
+def _capture_selection(args: argparse.Namespace) -> tuple[Any, Any]:
+    """(window spec or None, Selection) from the capture flags (``ValueError`` if bad)."""
+    from meshwatch.calls import WindowSpec
+    from meshwatch.monitor.reviewing import EdgePattern, Selection
+
+    window = None
+    if args.window is not None or args.window_slices is not None:
+        window = WindowSpec(
+            args.window if args.window is not None else 60.0,
+            args.window_slices if args.window_slices is not None else 6,
+        )
+    selection = Selection(
+        exclude=tuple(EdgePattern.parse(e) for e in args.exclude_edge),
+        since=_instant(args.since),
+        until=_instant(args.until),
+    )
+    return window, selection
+
+
+def _instant(text: str | None) -> float | None:
+    from datetime import UTC, datetime
+
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"not a time: {text!r} (ISO 8601 or epoch seconds)") from exc
+    return (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="meshwatch", description="Runtime defence for Istio meshes.")
     parser.add_argument("--version", action="version", version=f"meshwatch {__version__}")
@@ -124,18 +187,7 @@ def _parser() -> argparse.ArgumentParser:
         "--from", dest="capture_dir", type=Path, required=True, help="capture directory"
     )
     train.add_argument("--out", type=Path, required=True, help="models/NAME.skops")
-    train.add_argument(
-        "--window",
-        type=float,
-        default=60.0,
-        help="window seconds; must match serve's --window (default: %(default)s)",
-    )
-    train.add_argument(
-        "--window-slices",
-        type=int,
-        default=6,
-        help="steps the window slides in; as serve's --window-slices (default: %(default)s)",
-    )
+    _capture_flags(train)
     train.add_argument("--false-alerts-per-day", type=float, default=1.0)
     train.add_argument("--n-estimators", type=int, default=100)
     evaluate = sub.add_parser(
@@ -159,6 +211,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     baseline = sub.add_parser("baseline", help="manage the learned baseline of a running meshwatch")
     baseline_sub = baseline.add_subparsers(dest="baseline", required=True)
+    review = baseline_sub.add_parser(
+        "review",
+        help="list the edges a capture would teach a baseline, with their evidence",
+        description="Edges with calls, windows with traffic, first and last seen, and how well "
+        "their ends are identified; excluded edges and time ranges are left out as train would.",
+    )
+    review.add_argument(
+        "--from", dest="capture_dir", type=Path, required=True, help="capture directory"
+    )
+    _capture_flags(review)
     promote = baseline_sub.add_parser("promote", help="stop learning and start alerting now")
     promote.add_argument("--url", default="http://127.0.0.1:9902", help="meshwatch HTTP API")
     promote.add_argument(
@@ -311,14 +373,16 @@ def _offline(args: argparse.Namespace) -> int:
                 n_estimators=args.n_estimators,
                 target_false_alerts_per_day=args.false_alerts_per_day,
             )
-            from meshwatch.calls import WindowSpec
-
-            try:
-                window = WindowSpec(args.window, args.window_slices)
-            except ValueError as exc:
-                print(f"meshwatch: {exc}", file=sys.stderr)
-                return EXIT_USAGE
-            train_from_capture(args.capture_dir, args.out, window, params, print_line)
+            window, selection = _capture_selection(args)
+            train_from_capture(
+                args.capture_dir,
+                args.out,
+                window,
+                params,
+                print_line,
+                selection,
+                args.min_baseline_windows,
+            )
             return EXIT_OK
         if args.command == "evaluate":
             from meshwatch.runtime.training import evaluation_profile, run_evaluation
@@ -342,8 +406,17 @@ def _offline(args: argparse.Namespace) -> int:
                 for path in save_bundle(bundle, args.save_model):
                     print_line(f"saved {path}")
             return EXIT_OK
+        if args.baseline == "review":
+            from meshwatch.runtime.training import review_capture
+
+            window, selection = _capture_selection(args)
+            for line in review_capture(
+                args.capture_dir, window, selection, args.min_baseline_windows
+            ):
+                print_line(line)
+            return EXIT_OK
         return _promote(args.url, args.token)
-    except (ModelError, ValueError, OSError) as exc:
+    except (ModelError, ValueError, OSError, MeshwatchError) as exc:
         print(f"meshwatch: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

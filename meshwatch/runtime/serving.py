@@ -20,7 +20,7 @@ from aiohttp import web
 from meshwatch.adapters.als.server import AlsReceiver, start_server
 from meshwatch.adapters.api.app import ApiConfig, make_app
 from meshwatch.adapters.api.logs import quiet_bad_requests
-from meshwatch.adapters.files.capture import CaptureWriter
+from meshwatch.adapters.files.capture import CaptureMeta, CaptureWriter
 from meshwatch.adapters.metrics.collectors import CONTENT_TYPE, Sources, exposition, make_registry
 from meshwatch.counters import IngestCounters
 from meshwatch.monitor.core import Monitor
@@ -99,7 +99,10 @@ async def run_service(service: Service, on_ready: Callable[[Service], None] | No
     receiver = AlsReceiver(service.counters, settings.queue_max_messages, settings.als_verify_peer)
     capture = (
         CaptureWriter(
-            settings.capture_dir, settings.capture_rotate_seconds, settings.capture_rotate_rows
+            settings.capture_dir,
+            settings.capture_rotate_seconds,
+            settings.capture_rotate_rows,
+            CaptureMeta(settings.window, settings.window_slices, settings.trust_domain),
         )
         if settings.capture_dir is not None
         else None

@@ -93,7 +93,7 @@ async def test_live_service_and_replay_raise_identical_anomalies(
 
     monitor = build_monitor(settings)  # the same settings, a fresh core
     replayer = Replayer(monitor)
-    replayed = raised(replayer.feed(calls_from_table(read_capture(capture))))
+    replayed = raised(replayer.feed(calls_from_table(read_capture(capture).table)))
     replayed += raised(replayer.advance_to(last_end))
 
     assert any(a.kind.value == "new-edge" and "client99" in a.source for a in live)

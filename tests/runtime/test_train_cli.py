@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from meshwatch.adapters.files.capture import CaptureWriter
+from meshwatch.adapters.files.capture import CaptureMeta, CaptureWriter
 from meshwatch.adapters.files.models import load_bundle
 from meshwatch.simulation.evaluation import EPOCH
 from meshwatch.simulation.topologies import BOOKINFO
@@ -16,7 +16,8 @@ from meshwatch.simulation.traffic import Simulator
 
 def test_train_from_capture_writes_model_card_and_baseline(tmp_path: Path) -> None:
     capture = tmp_path / "capture"
-    writer = CaptureWriter(capture, rotate_seconds=1e9, rotate_rows=8_000)  # several files
+    meta = CaptureMeta(60.0, 6, "cluster.local", source="simulated")
+    writer = CaptureWriter(capture, rotate_seconds=1e9, rotate_rows=8_000, meta=meta)
     for batch in Simulator(BOOKINFO, seed=5, rate_scale=0.25).calls(EPOCH, EPOCH + 6 * 3600):
         writer.append(batch)
         if writer.pending >= 4_000:
@@ -44,6 +45,7 @@ def test_train_from_capture_writes_model_card_and_baseline(tmp_path: Path) -> No
     )
     assert proc.returncode == 0, proc.stderr
     assert "threshold" in proc.stdout
+    assert "(simulated), 60s windows" in proc.stdout
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["edge_count"] == 6
     assert card["training_until"] - card["training_from"] > 5 * 3600
@@ -71,3 +73,53 @@ def test_train_without_captures_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "no finished capture files" in proc.stderr
+
+
+def test_review_lists_edges_and_train_refuses_another_window_and_excludes_edges(
+    tmp_path: Path,
+) -> None:
+    capture = tmp_path / "capture"
+    meta = CaptureMeta(60.0, 6, "cluster.local", source="simulated")
+    writer = CaptureWriter(capture, rotate_seconds=1e9, rotate_rows=10**9, meta=meta)
+    for batch in Simulator(BOOKINFO, seed=6, rate_scale=0.25).calls(EPOCH, EPOCH + 3 * 3600):
+        writer.append(batch)
+    writer.close()
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "meshwatch", *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    review = run("baseline", "review", "--from", str(capture))
+    assert review.returncode == 0, review.stderr
+    assert "bookinfo/details -> external/www.googleapis.com:443" in review.stdout
+    assert "peer metadata" in review.stdout and "data: 3.00 h over 6 edges" in review.stdout
+    wrong = run(
+        "train", "--from", str(capture), "--out", str(tmp_path / "m.skops"), "--window", "10"
+    )
+    assert wrong.returncode == 2
+    assert "taken with 60s windows, not 10s" in wrong.stderr
+    bad = run("train", "--from", str(capture), "--out", str(tmp_path / "m.skops"), "--window", "0")
+    assert bad.returncode == 2 and "positive number of seconds" in bad.stderr
+    out = tmp_path / "m.skops"
+    trained = run(
+        "train",
+        "--from",
+        str(capture),
+        "--out",
+        str(out),
+        "--n-estimators",
+        "30",
+        "--exclude-edge",
+        "bookinfo/details->external/*",
+    )
+    assert trained.returncode == 0, trained.stderr
+    bundle = load_bundle(out, 60.0)
+    assert ("bookinfo/details", "external/www.googleapis.com", 443) not in (
+        bundle.baseline.known_edges
+    )
+    assert len(bundle.baseline.known_edges) == 5

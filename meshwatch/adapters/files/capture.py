@@ -39,6 +39,12 @@ Files are written as ``calls-<UTC start>-<pid>-<seq>.parquet.tmp`` and renamed t
 closed (after ``rotate_seconds`` or ``rotate_rows``), so a reader never sees a half file.
 Rows are buffered in memory and written as a row group per ``flush``; the runtime flushes
 off the event loop.
+
+Captures describe themselves: every file's Parquet metadata records how it was taken
+(``meshwatch.window_seconds``, ``meshwatch.window_slices``, ``meshwatch.trust_domain``,
+``meshwatch.version``, ``meshwatch.source`` = ``live`` or ``simulated``). ``train`` and the
+notebook default to it and refuse a mismatch, and nothing but meshwatch's own capture writer
+ever writes into a capture directory.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -54,6 +61,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from meshwatch import __version__
 from meshwatch.calls import Call, Protocol, Reporter, Workload
 from meshwatch.errors import CaptureError
 
@@ -126,11 +134,51 @@ def call_row(call: Call) -> tuple[Any, ...]:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class CaptureMeta:
+    """How a capture was taken."""
+
+    window_seconds: float
+    window_slices: int
+    trust_domain: str
+    source: str = "live"  # or "simulated"
+    version: str = __version__
+
+    def to_metadata(self) -> dict[bytes, bytes]:
+        return {
+            b"meshwatch.window_seconds": repr(self.window_seconds).encode(),
+            b"meshwatch.window_slices": str(self.window_slices).encode(),
+            b"meshwatch.trust_domain": self.trust_domain.encode(),
+            b"meshwatch.source": self.source.encode(),
+            b"meshwatch.version": self.version.encode(),
+        }
+
+    @classmethod
+    def from_metadata(cls, meta: dict[bytes, bytes] | None) -> CaptureMeta | None:
+        """None for files written before captures described themselves."""
+        if not meta or b"meshwatch.window_seconds" not in meta:
+            return None
+        try:
+            return cls(
+                float(meta[b"meshwatch.window_seconds"]),
+                int(meta.get(b"meshwatch.window_slices", b"6")),
+                meta.get(b"meshwatch.trust_domain", b"cluster.local").decode(),
+                meta.get(b"meshwatch.source", b"live").decode(),
+                meta.get(b"meshwatch.version", b"").decode(),
+            )
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise CaptureError(f"capture metadata is malformed: {exc}") from exc
+
+
 class CaptureWriter:
     """Buffers rows and writes rolling Parquet files. ``flush``/``close`` do blocking I/O."""
 
-    def __init__(self, directory: Path, rotate_seconds: float, rotate_rows: int) -> None:
+    def __init__(
+        self, directory: Path, rotate_seconds: float, rotate_rows: int, meta: CaptureMeta
+    ) -> None:
         self.directory = directory
+        self.meta = meta
+        self._schema = SCHEMA.with_metadata(meta.to_metadata())
         self.rotate_seconds = rotate_seconds
         self.rotate_rows = rotate_rows
         self._rows: list[tuple[Any, ...]] = []
@@ -165,7 +213,7 @@ class CaptureWriter:
                 columns = list(zip(*rows, strict=True))
                 table = pa.Table.from_arrays(
                     [pa.array(col, type=f.type) for col, f in zip(columns, SCHEMA, strict=True)],
-                    schema=SCHEMA,
+                    schema=self._schema,
                 )
                 try:
                     self._ensure_open().write_table(table)
@@ -192,7 +240,7 @@ class CaptureWriter:
             self._seq += 1
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
             self._path = self.directory / f"calls-{stamp}-{os.getpid()}-{self._seq:05d}.parquet.tmp"
-            self._writer = pq.ParquetWriter(self._path, SCHEMA, compression="zstd")
+            self._writer = pq.ParquetWriter(self._path, self._schema, compression="zstd")
             self._opened = time.monotonic()
             self._file_rows = 0
         return self._writer
@@ -264,12 +312,39 @@ def calls_from_table(table: pa.Table) -> Iterator[Call]:
             )
 
 
-def read_capture(directory: Path) -> pa.Table:
-    """All finished capture files of a directory as one table (``SCHEMA``)."""
+@dataclass(frozen=True, slots=True)
+class Capture:
+    """A capture directory's finished files, read."""
+
+    table: pa.Table
+    files: int
+    pending: tuple[str, ...]  # files still being written (``.tmp``)
+    metas: tuple[CaptureMeta, ...]  # distinct descriptions found
+
+    @property
+    def meta(self) -> CaptureMeta | None:
+        """The one description of the capture (``CaptureError`` when files disagree)."""
+        windows = {(m.window_seconds, m.window_slices, m.trust_domain) for m in self.metas}
+        if len(windows) > 1:
+            raise CaptureError(
+                "the capture's files were taken with different settings: "
+                + ", ".join(f"{w:g}s windows/{s} slices/{t}" for w, s, t in sorted(windows))
+            )
+        return self.metas[0] if self.metas else None
+
+
+def read_capture(directory: Path) -> Capture:
+    """All finished capture files of a directory (``CaptureError`` when unreadable)."""
+    if not directory.is_dir():
+        raise CaptureError(f"no capture directory {directory}")
     files = sorted(directory.glob("calls-*.parquet"))
+    pending = tuple(sorted(p.name for p in directory.glob("calls-*.parquet.tmp")))
     if not files:
-        return SCHEMA.empty_table()
+        return Capture(SCHEMA.empty_table(), 0, pending, ())
     try:
-        return pa.concat_tables(pq.read_table(f, schema=SCHEMA) for f in files)
+        metas = {CaptureMeta.from_metadata(pq.read_schema(f).metadata) for f in files}
+        table = pa.concat_tables(pq.read_table(f, schema=SCHEMA) for f in files)
     except (OSError, pa.ArrowException) as exc:
         raise CaptureError(f"cannot read captures in {directory}: {exc}") from exc
+    found = tuple(sorted((m for m in metas if m is not None), key=repr))
+    return Capture(table, len(files), pending, found)
