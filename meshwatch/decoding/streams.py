@@ -171,11 +171,6 @@ class Decoder:
             decoder = self._streams[stream] = StreamDecoder(self._resolver, reporter, self.limits)
         return decoder.decode(message, received_at)
 
-    @property
-    def streams(self) -> int:
-        """Streams with messages still in flight or recently decoded."""
-        return len(self._streams)
-
 
 class StreamDecoder:
     """Decodes the messages of one stream, whose reporting sidecar is known."""

@@ -216,11 +216,6 @@ class DetectionEngine:
         p = self.params
         return edge.windows >= p.min_baseline_windows and edge.calls >= p.min_baseline_calls
 
-    def _enough(self, requests: int, outbound: int, inbound: int) -> bool:
-        """Evidence enough to judge a window: ``min_requests`` calls on the edge. (Too little
-        load on the caller only blanks the volume-to-load ratios, see ``window_row``.)"""
-        return requests >= self.params.min_requests
-
     def _dense(
         self, edge: EdgeKey, stats: WindowStats, outbound: Counter[str], inbound: Counter[str]
     ) -> tuple[WindowStats, int, CallerLoad] | None:
@@ -228,10 +223,11 @@ class DetectionEngine:
         that window merged with its previous sparse ones (up to ``MAX_MERGED_WINDOWS``) once
         together they do. Quiet edges are judged on enough evidence instead of never, or on
         noise; the statistics merge exactly (counts, sums, sketches), and so does the load on
-        the caller over the same windows."""
+        the caller over the same windows. (Too little caller load only blanks the
+        volume-to-load ratios, see ``window_row``.)"""
         out, into = outbound[edge.source], inbound[edge.source]
         pending = self._sparse.pop(edge, None)
-        if pending is None and self._enough(stats.requests, out, into):
+        if pending is None and stats.requests >= self.params.min_requests:
             return stats, 1, CallerLoad(out, into)
         if pending is None:
             pending = _Pending(WindowStats())
@@ -239,7 +235,7 @@ class DetectionEngine:
         pending.windows += 1
         pending.outbound += out
         pending.inbound += into
-        if self._enough(pending.stats.requests, pending.outbound, pending.inbound):
+        if pending.stats.requests >= self.params.min_requests:
             return pending.stats, pending.windows, CallerLoad(pending.outbound, pending.inbound)
         if pending.windows < MAX_MERGED_WINDOWS:
             self._sparse[edge] = pending

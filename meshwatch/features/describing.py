@@ -10,8 +10,6 @@ import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
-from meshwatch.features.rows import RATIO_PSEUDO_COUNT
-
 
 def _per_second(v: float) -> float:
     return math.expm1(v) / 60.0  # log1p(requests per minute)
@@ -48,9 +46,6 @@ _RENDER: Mapping[str, tuple[str, str, Callable[[float], float]]] = {
     "edge_share": ("share of the caller's calls", "%", _percent),
     "log_fanout": ("calls per request the caller serves", "per request", _fanout),
 }
-ERROR_RATIO_NOTE = (
-    f"error ratios are smoothed: errors / (requests + {RATIO_PSEUDO_COUNT})"  # for the docs
-)
 
 
 def iso(t: float) -> str:

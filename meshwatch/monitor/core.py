@@ -87,9 +87,9 @@ class Monitor:
     # -- traffic ------------------------------------------------------------------------
 
     def ingest_message(self, stream: StreamIdentity, message: Any, received_at: float) -> Ingested:
-        """Decode one ALS message of ``stream`` and ingest its calls (``DecodeError`` if the
-        message is malformed; nothing of it is recorded then). ``received_at`` is the
-        receiver's clock: entries claiming implausible times are placed there."""
+        """Decode one ALS message of ``stream`` and ingest its calls. Malformed entries are
+        left out and counted in the result; ``received_at`` is the receiver's clock, where
+        entries claiming implausible times are placed."""
         decoded = self.decoder.decode(stream, message, received_at)
         events = self._merge_aliases()
         events += self.ingest(decoded.calls)

@@ -67,10 +67,10 @@ class Pipeline:
                 try:
                     ingested = monitor.ingest_message(stream, message, received_at)
                 except Exception as exc:
-                    # A malformed sub-field (TLS properties, flags, an address, a status,
-                    # non-UTF-8 in a SAN) is only found when the entry is read. The message's
-                    # entries are counted as dropped, with one rate-limited line; ingest for
-                    # every other message and stream goes on.
+                    # Malformed entries are left out by the decoder itself (``malformed``
+                    # below). Anything that still escapes is a bug: the message's entries are
+                    # counted as dropped, with one rate-limited line, and ingest for every
+                    # other message and stream goes on.
                     kind, n = entry_count(message)
                     counters.decode_errors["entry"] += 1
                     counters.entries_dropped[(kind, "malformed")] += n

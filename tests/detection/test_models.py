@@ -14,6 +14,7 @@ from sklearn.linear_model import LogisticRegression
 
 from meshwatch.adapters.files.models import load_bundle, save_bundle
 from meshwatch.errors import ModelError
+from tests.commands import serve_until_it_fails
 from tests.monitor.test_engine import learned
 
 
@@ -125,32 +126,8 @@ def test_a_malformed_card_is_refused_with_one_line(
 def test_serve_refuses_an_incompatible_model_with_a_clear_one_line_error(
     saved: tuple[Path, object],
 ) -> None:
-    import subprocess
-    import sys
-
     path, _ = saved
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "meshwatch",
-            "serve",
-            "--model",
-            str(path),
-            "--mode",
-            "observe",
-            "--window",
-            "30",
-            "--als-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = serve_until_it_fails("--model", str(path), "--mode", "observe", "--window", "30")
     assert proc.returncode == 2
     assert "trained on 60s windows, running 30s" in proc.stderr
     assert proc.stderr.strip().count("\n") == 0

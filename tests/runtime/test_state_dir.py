@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from meshwatch.errors import ModelError
 from meshwatch.monitor.replaying import Replayer, replay_monitor
 from meshwatch.runtime.monitoring import build_monitor
 from meshwatch.settings import Settings
+from tests.commands import serve_until_it_fails
 from tests.conftest import Running, eventually
 from tests.factories import make_call, workload
 from tests.monitor.test_engine import T0, traffic
@@ -61,26 +60,6 @@ async def test_learning_in_progress_is_checkpointed_on_shutdown_and_resumed(
     assert after["started"] == before["started"]
 
 
-def _serve(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "meshwatch",
-            "serve",
-            "--als-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def test_a_promoted_state_dir_resumes_observing_and_refuses_to_lose_its_model(
     tmp_path: Path,
 ) -> None:
@@ -101,7 +80,7 @@ def test_a_promoted_state_dir_resumes_observing_and_refuses_to_lose_its_model(
     (state / "model.skops").unlink()
     with pytest.raises(ModelError, match=r"model\.skops is missing"):
         build_monitor(settings)
-    proc = _serve("--state-dir", str(state))
+    proc = serve_until_it_fails("--state-dir", str(state))
     assert proc.returncode == 2
     assert "model.skops is missing" in proc.stderr
     assert proc.stderr.strip().count("\n") == 0
@@ -116,13 +95,13 @@ def test_a_token_file_that_holds_no_token_refuses_to_start(
 ) -> None:
     token = tmp_path / "token"
     token.write_bytes(content)
-    proc = _serve("--api-token-file", str(token))
+    proc = serve_until_it_fails("--api-token-file", str(token))
     assert proc.returncode == 2
     assert message in proc.stderr and "s3cret" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0
 
 
 def test_flags_are_never_abbreviated() -> None:
-    proc = _serve("--api-token", "x")  # once silently taken as --api-token-file
+    proc = serve_until_it_fails("--api-token", "x")  # once silently taken as --api-token-file
     assert proc.returncode == 2
     assert "unrecognized arguments: --api-token" in proc.stderr

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from meshwatch.adapters.files.capture import CaptureMeta, CaptureWriter
@@ -12,6 +10,7 @@ from meshwatch.adapters.files.models import load_bundle
 from meshwatch.simulation.evaluation import EPOCH
 from meshwatch.simulation.topologies import BOOKINFO
 from meshwatch.simulation.traffic import Simulator
+from tests.commands import meshwatch_cli
 
 
 def test_train_from_capture_writes_model_card_and_baseline(tmp_path: Path) -> None:
@@ -25,24 +24,7 @@ def test_train_from_capture_writes_model_card_and_baseline(tmp_path: Path) -> No
     writer.close()
     assert len(list(capture.glob("calls-*.parquet"))) >= 2
     out = tmp_path / "models" / "shop.skops"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "meshwatch",
-            "train",
-            "--from",
-            str(capture),
-            "--out",
-            str(out),
-            "--n-estimators",
-            "50",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = meshwatch_cli("train", "--from", str(capture), "--out", str(out), "--n-estimators", "50")
     assert proc.returncode == 0, proc.stderr
     assert "threshold" in proc.stdout
     assert "(simulated), 60s windows" in proc.stdout
@@ -55,22 +37,7 @@ def test_train_from_capture_writes_model_card_and_baseline(tmp_path: Path) -> No
 
 
 def test_train_without_captures_is_a_clear_error(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "meshwatch",
-            "train",
-            "--from",
-            str(tmp_path),
-            "--out",
-            str(tmp_path / "m.skops"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = meshwatch_cli("train", "--from", str(tmp_path), "--out", str(tmp_path / "m.skops"))
     assert proc.returncode == 2
     assert "no finished capture files" in proc.stderr
 
@@ -85,28 +52,21 @@ def test_review_lists_edges_and_train_refuses_another_window_and_excludes_edges(
         writer.append(batch)
     writer.close()
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "meshwatch", *args],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-
-    review = run("baseline", "review", "--from", str(capture))
+    review = meshwatch_cli("baseline", "review", "--from", str(capture))
     assert review.returncode == 0, review.stderr
     assert "bookinfo/details -> external/www.googleapis.com:443" in review.stdout
     assert "peer metadata" in review.stdout and "data: 3.00 h over 6 edges" in review.stdout
-    wrong = run(
+    wrong = meshwatch_cli(
         "train", "--from", str(capture), "--out", str(tmp_path / "m.skops"), "--window", "10"
     )
     assert wrong.returncode == 2
     assert "taken with 60s windows, not 10s" in wrong.stderr
-    bad = run("train", "--from", str(capture), "--out", str(tmp_path / "m.skops"), "--window", "0")
+    bad = meshwatch_cli(
+        "train", "--from", str(capture), "--out", str(tmp_path / "m.skops"), "--window", "0"
+    )
     assert bad.returncode == 2 and "positive number of seconds" in bad.stderr
     out = tmp_path / "m.skops"
-    trained = run(
+    trained = meshwatch_cli(
         "train",
         "--from",
         str(capture),
