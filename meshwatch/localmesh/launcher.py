@@ -126,6 +126,10 @@ class LocalMesh:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
+                # Ctrl-C reaches meshwatch only, which then stops its sidecars in order
+                # (``stop``): sidecars that died of the terminal's SIGINT on their own were
+                # reaped behind asyncio's back ("Unknown child process").
+                start_new_session=True,
             )
         self._session = ClientSession(timeout=ClientTimeout(total=10))
         await self._wait_ready()
