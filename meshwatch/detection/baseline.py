@@ -6,8 +6,33 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshwatch.calls import EdgeKey
+from meshwatch.calls import EdgeKey, Workload
 from meshwatch.features.baselines import EdgeBaseline
+
+MAX_ACTORS = 50_000
+
+
+def actor_doc(actor: Workload) -> dict[str, Any]:
+    return {
+        "namespace": actor.namespace,
+        "workload": actor.workload,
+        "principal": actor.principal,
+        "app": actor.app,
+        "external": actor.external,
+        "labels": dict(actor.labels),
+    }
+
+
+def actor_from_doc(node_id: str, doc: Mapping[str, Any]) -> Workload:
+    return Workload(
+        id=node_id,
+        namespace=str(doc.get("namespace", "")),
+        workload=str(doc.get("workload", "")),
+        principal=str(doc.get("principal", "")),
+        app=str(doc.get("app", "")),
+        external=bool(doc.get("external", False)),
+        labels=tuple(sorted((str(k), str(v)) for k, v in (doc.get("labels") or {}).items())),
+    )
 
 
 @dataclass
@@ -19,6 +44,10 @@ class Baseline:
     learned_from: float = 0.0
     learned_until: float = 0.0
     calls: int = 0
+    actors: dict[str, Workload] = field(default_factory=dict)
+    """Who each node was while learning (principal, namespace, labels): runtime defence names
+    callers and selects workloads with these, and replays their calls through a proposed
+    policy even when they have not called since a restart."""
 
     def is_novel(self, edge: EdgeKey) -> bool:
         """The deterministic check: an edge never seen while learning."""
@@ -32,6 +61,7 @@ class Baseline:
             "calls": self.calls,
             "known_edges": sorted(e.text for e in self.known_edges),
             "edges": {e.text: b.to_doc() for e, b in sorted(self.edges.items())},
+            "actors": {n: actor_doc(a) for n, a in sorted(self.actors.items())},
         }
 
     @classmethod
@@ -44,4 +74,5 @@ class Baseline:
             learned_from=float(doc.get("learned_from", 0.0)),
             learned_until=float(doc.get("learned_until", 0.0)),
             calls=int(doc.get("calls", 0)),
+            actors={str(n): actor_from_doc(str(n), a) for n, a in doc.get("actors", {}).items()},
         )

@@ -137,6 +137,7 @@ class DetectionEngine:
         """The deterministic check, at the edge's first call."""
         if self.mode is Mode.LEARN:
             self.learning.edges.add(edge)
+            self.learning.meet(first_call)
             return None
         assert self.bundle is not None
         if not self.bundle.baseline.is_novel(edge):
@@ -391,6 +392,7 @@ class DetectionEngine:
         baseline = build_baseline(
             rows, self.learning.paths, self.learning.edges, self.learning.calls
         )
+        baseline.actors = dict(self.learning.actors)
         return PromotionPlan(
             name, tuple(rows), baseline, self.params.window.window, self.params.training
         )

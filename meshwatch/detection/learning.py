@@ -12,7 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshwatch.calls import EdgeKey
+from meshwatch.calls import Call, EdgeKey, Workload
+from meshwatch.detection.baseline import MAX_ACTORS, actor_doc, actor_from_doc
 from meshwatch.errors import ModelError
 from meshwatch.features.rows import FEATURE_COLUMNS, WindowRow
 
@@ -31,6 +32,7 @@ class Learning:
     edges: set[EdgeKey] = field(default_factory=set)
     calls: int = 0
     started: float | None = None
+    actors: dict[str, Workload] = field(default_factory=dict)
     rng: random.Random = field(default_factory=lambda: random.Random(11))  # noqa: S311 (sampling, not secrets)
 
     def add(self, row: WindowRow, paths: Iterable[str]) -> None:
@@ -48,6 +50,12 @@ class Learning:
             if len(known) < MAX_PATHS_PER_EDGE:
                 known.add(p)
 
+    def meet(self, first_call: Call) -> None:
+        """Remember who the two ends of a new edge are (bounded)."""
+        for actor in (first_call.source, first_call.destination):
+            if actor.id not in self.actors and len(self.actors) < MAX_ACTORS:
+                self.actors[actor.id] = actor
+
     def to_doc(self) -> dict[str, Any]:
         """A JSON-ready checkpoint."""
         return {
@@ -58,6 +66,7 @@ class Learning:
             "edges": sorted(e.text for e in self.edges),
             "seen": {e.text: n for e, n in sorted(self.seen.items())},
             "paths": {e.text: sorted(p) for e, p in sorted(self.paths.items())},
+            "actors": {n: actor_doc(a) for n, a in sorted(self.actors.items())},
             "rows": {
                 e.text: [[r.end, r.requests, *r.values, r.caller_inbound] for r in rows]
                 for e, rows in sorted(self.rows.items())
@@ -83,6 +92,9 @@ class Learning:
             learning.seen = Counter({EdgeKey.parse(str(e)): int(n) for e, n in doc["seen"].items()})
             learning.paths = {
                 EdgeKey.parse(str(e)): {str(p) for p in paths} for e, paths in doc["paths"].items()
+            }
+            learning.actors = {
+                str(n): actor_from_doc(str(n), a) for n, a in (doc.get("actors") or {}).items()
             }
             width = len(FEATURE_COLUMNS)
             for text, rows in doc["rows"].items():
