@@ -211,9 +211,13 @@ class Defence:
                 continue
             desired.add((policy.namespace, policy.name))
             actions.policies.append(status)
-            if writable and _differs(found, status, params.ttl):
+            if (
+                writable
+                and params.mode is not DefenceMode.OFF
+                and _differs(found, status, params.ttl)
+            ):
                 actions.apply.append(dict(status.object))
-        if writable or params.mode is DefenceMode.OFF:
+        if writable:  # "off" writes nothing and removes what meshwatch wrote before
             actions.delete.extend(
                 sorted(k for k, p in observed.items() if p.managed and k not in desired)
             )

@@ -69,7 +69,10 @@ def test_path_templates_become_patterns_that_cover_every_learned_path() -> None:
     assert path_pattern("/api/{id}/items") == "/api/*"
     assert path_pattern("/health") == "/health"
     assert learned_path_patterns({"/a/{num}", "/a/b", "/a/", "/c"}) == ["/a/*", "/c"]
-    for concrete, template in (("/reviews/7", "/reviews/{num}"), ("/api/x1/items", "/api/{id}/items")):
+    for concrete, template in (
+        ("/reviews/7", "/reviews/{num}"),
+        ("/api/x1/items", "/api/{id}/items"),
+    ):
         assert istio_match(path_pattern(template), concrete)
 
 
@@ -79,7 +82,12 @@ def test_paths_that_cannot_be_told_apart_are_refused_not_denied() -> None:
     base.edges[edge].paths = {"/{num}"}
     defence = Defence(DefenceParams())
     defence.raised(
-        anomaly(edge.source, edge.destination, kind=AnomalyKind.STATISTICAL, features=("distinct_paths",)),
+        anomaly(
+            edge.source,
+            edge.destination,
+            kind=AnomalyKind.STATISTICAL,
+            features=("distinct_paths",),
+        ),
         1000.0,
     )
     result = plan(list(defence.tracked.values()), ACTORS.get, base, defence.params)
@@ -88,7 +96,12 @@ def test_paths_that_cannot_be_told_apart_are_refused_not_denied() -> None:
 
 
 def test_volume_on_a_known_edge_is_alert_only_unless_allowed() -> None:
-    a = anomaly("default/productpage", "default/details", kind=AnomalyKind.STATISTICAL, features=("log_rate",))
+    a = anomaly(
+        "default/productpage",
+        "default/details",
+        kind=AnomalyKind.STATISTICAL,
+        features=("log_rate",),
+    )
     assert threat_of(a) is Threat.KNOWN_EDGE
     result = planned([a])
     assert result.policies == [] and [r.reason for r in result.refusals] == ["alert-only"]
@@ -109,7 +122,9 @@ def test_new_external_host_needs_an_egress_gateway() -> None:
     [refusal] = result.refusals
     assert refusal.reason == "not-enforceable" and "no egress gateway" in refusal.detail
     gateway = EgressGateway.parse("istio-system:istio=egressgateway")
-    [policy] = planned([a], DefenceParams(egress_gateway=gateway, protected_namespaces=frozenset())).policies
+    [policy] = planned(
+        [a], DefenceParams(egress_gateway=gateway, protected_namespaces=frozenset())
+    ).policies
     assert policy.namespace == "istio-system"
     assert policy.spec()["selector"] == {"matchLabels": {"istio": "egressgateway"}}
     assert policy.spec()["rules"][0]["to"] == [{"operation": {"hosts": ["evil.example.com"]}}]
@@ -121,7 +136,12 @@ def test_new_external_host_needs_an_egress_gateway() -> None:
         ("istio-system/istiod", "default/details", DefenceParams(), "protected-namespace"),
         ("default/ratings", "istio-system/istiod", DefenceParams(), "protected-namespace"),
         ("default/ratings", "meshwatch/meshwatch", DefenceParams(), "protected-namespace"),
-        ("default/ratings", "shop/cart", DefenceParams(protected_namespaces=frozenset({"shop"})), "protected-namespace"),
+        (
+            "default/ratings",
+            "shop/cart",
+            DefenceParams(protected_namespaces=frozenset({"shop"})),
+            "protected-namespace",
+        ),
         (
             "monitoring/prometheus",
             "default/details",
@@ -148,7 +168,10 @@ def test_one_policy_per_destination_with_deterministic_names_and_order() -> None
     first = planned(anomalies)
     second = planned(list(reversed(anomalies)))
     assert [p.spec() for p in first.policies] == [p.spec() for p in second.policies]
-    assert [p.name for p in first.policies] == ["meshwatch-deny-details", "meshwatch-deny-productpage"]
+    assert [p.name for p in first.policies] == [
+        "meshwatch-deny-details",
+        "meshwatch-deny-productpage",
+    ]
     assert len(first.policies[0].rules) == 2
 
 
@@ -162,7 +185,12 @@ def test_every_planned_object_passes_istios_schema() -> None:
     defence = Defence(DefenceParams(deny_known_edges=True))
     for a in (
         anomaly("default/ratings", "default/details"),
-        anomaly("default/productpage", "default/reviews", kind=AnomalyKind.STATISTICAL, features=("unseen_path_share",)),
+        anomaly(
+            "default/productpage",
+            "default/reviews",
+            kind=AnomalyKind.STATISTICAL,
+            features=("unseen_path_share",),
+        ),
     ):
         defence.raised(a, 1000.0)
     actions = defence.reconcile(1001.0, ACTORS.get, baseline(), {}, list, writable=True)
