@@ -36,7 +36,7 @@ def request(principal: str = "cluster.local/ns/default/sa/productpage", **kw: An
     defaults: dict[str, Any] = {
         "source": "default/productpage",
         "principal": principal,
-        "namespace": principal.split("/ns/")[1].split("/")[0] if principal else "",
+        "namespace": principal.split("/ns/")[1].split("/", maxsplit=1)[0] if principal else "",
         "destination": "default/reviews",
         "destination_namespace": "default",
         "destination_labels": REVIEWS,
