@@ -27,3 +27,18 @@ class LocalMeshError(MeshwatchError):
 
 class ModelError(MeshwatchError):
     """A model cannot be used (incompatible card, corrupt or untrusted file, too little data)."""
+
+
+class PolicySinkError(MeshwatchError):
+    """A policy sink (Kubernetes API, policy directory) could not list, write or delete.
+
+    ``retryable`` says whether trying again may help (timeouts, 429, 5xx)."""
+
+    def __init__(self, message: str, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class ForeignPolicyError(PolicySinkError):
+    """An object meshwatch would write exists and is not meshwatch's (label or field owner):
+    it is never touched."""

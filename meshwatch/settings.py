@@ -109,6 +109,32 @@ class Settings:
     """Statistical alert budget for the whole mesh, used to calibrate thresholds."""
     min_requests: int = 5
     """Windows with fewer calls are not scored statistically (novel edges still are)."""
+    defence: str = "dry-run"
+    """off, dry-run or enforce. dry-run writes policies Istio evaluates and logs, never blocks."""
+    policy_dir: Path | None = None
+    """Write managed AuthorizationPolicies here as YAML files (GitOps, or trying it out)."""
+    policy_kube: bool = False
+    """Write managed AuthorizationPolicies to the Kubernetes API (server-side apply)."""
+    kubeconfig: Path | None = None
+    """Kubeconfig for the Kubernetes sink; without it, the in-cluster service account."""
+    own_namespace: str = "meshwatch"
+    """meshwatch's own namespace: never denied."""
+    protected_namespaces: tuple[str, ...] = ()
+    """More namespaces never denied, besides istio-system, kube-system and our own."""
+    protected_principals: tuple[str, ...] = ()
+    """Callers never denied (Istio principal syntax, * as prefix or suffix)."""
+    max_policies: int = 50
+    """At most this many managed policies at once."""
+    max_denies_per_minute: int = 10
+    """At most this many new denies a minute; more wait, listed as refused."""
+    policy_ttl: float = 900.0
+    """A deny lives this long after its anomaly was last active."""
+    deny_known_edges: bool = False
+    """Allow an edge-wide deny for volume, bytes or error anomalies on a known edge."""
+    egress_gateway: str = ""
+    """NAMESPACE:key=value[,...] of the egress gateway, where new external hosts are denied."""
+    collateral_threshold: int = 0
+    """Normal calls a policy may deny in the collateral simulation and still be enforced."""
 
 
 _HOSTPORT = re.compile(
@@ -199,8 +225,38 @@ def _non_negative_int(text: Any) -> int:
 def _mode(text: Any) -> str:
     value = str(text).lower()
     if value not in ("learn", "observe"):
+        raise ValueError("must be learn or observe (defence has its own setting, --defence)")
+    return value
+
+
+def _defence(text: Any) -> str:
+    value = str(text).lower()
+    if value not in ("off", "dry-run", "enforce"):
+        raise ValueError("must be off, dry-run or enforce")
+    return value
+
+
+def _names(text: Any) -> tuple[str, ...]:
+    items = text if isinstance(text, list | tuple) else str(text).split(",")
+    return tuple(sorted({str(i).strip() for i in items if str(i).strip()}))
+
+
+def _namespace(text: Any) -> str:
+    value = str(text).strip()
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?", value):
+        raise ValueError(f"not a Kubernetes namespace name: {text!r}")
+    return value
+
+
+def _namespaces(text: Any) -> tuple[str, ...]:
+    return tuple(_namespace(n) for n in _names(text))
+
+
+def _gateway(text: Any) -> str:
+    value = str(text).strip()
+    if value and not re.fullmatch(r"[a-z0-9\-]+:[^=,\s]+=[^=,\s]*(,[^=,\s]+=[^=,\s]*)*", value):
         raise ValueError(
-            "must be learn or observe (dry-run and enforce come with policy enforcement)"
+            "expected NAMESPACE:key=value[,key=value], e.g. istio-system:istio=egressgateway"
         )
     return value
 
@@ -240,6 +296,19 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "state_dir": _optional_path,
     "false_alerts_per_day": _positive_float,
     "min_requests": _positive_int,
+    "defence": _defence,
+    "policy_dir": _optional_path,
+    "policy_kube": _bool,
+    "kubeconfig": _optional_path,
+    "own_namespace": _namespace,
+    "protected_namespaces": _namespaces,
+    "protected_principals": _names,
+    "max_policies": _positive_int,
+    "max_denies_per_minute": _positive_int,
+    "policy_ttl": lambda v: _positive_float(parse_duration(v)),
+    "deny_known_edges": _bool,
+    "egress_gateway": _gateway,
+    "collateral_threshold": _non_negative_int,
 }
 FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Settings))
 assert set(_PARSERS) == set(FIELD_NAMES), "every setting needs a parser"

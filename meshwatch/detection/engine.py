@@ -412,6 +412,19 @@ class DetectionEngine:
         self.adopt(bundle)
         return bundle
 
+    def approve(self, edges: Sequence[EdgeKey]) -> list[Anomaly]:
+        """Accept edges as normal: they join the known edges (no novel-edge alert again) and
+        their open incidents close. Returns the incidents closed. Only when observing."""
+        if self.bundle is None:
+            return []
+        closed = []
+        for edge in edges:
+            self.bundle.baseline.known_edges.add(edge)
+            current = self.open.pop(edge, None)
+            if current is not None:
+                closed.append(current[0])
+        return closed
+
     def edge_status(self, edge: EdgeKey) -> tuple[str, float | None]:
         """(status, last score) for the graph API: ``new``, ``anomalous`` (security),
         ``degraded`` (performance), ``warming-up`` (known, baseline too thin to judge) or

@@ -171,5 +171,20 @@ class Monitor:
         """Age out idle edges and orphaned nodes: (edges, nodes) removed."""
         return self.graph.expire(now)
 
+    def approve(self, source: str, destination: str, port: int | None, at: float) -> list[Event]:
+        """An operator accepts ``source -> destination`` (on ``port``, or on every port it is
+        seen on) as normal: the incidents on it end now."""
+        candidates = set(self.graph.edges) | set(self.engine.open)
+        edges = sorted(
+            e
+            for e in candidates
+            if e.source == source
+            and e.destination == destination
+            and (port is None or e.port == port)
+        )
+        if port is not None and EdgeKey(source, destination, port) not in edges:
+            edges.append(EdgeKey(source, destination, port))
+        return [AnomalyEnded(a, at) for a in self.engine.approve(edges)]
+
     def edge_status(self, edge: EdgeKey) -> tuple[str, float | None]:
         return self.engine.edge_status(edge)

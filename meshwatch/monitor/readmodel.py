@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from meshwatch.calls import Workload
+from meshwatch.calls import EdgeKey, Workload
 from meshwatch.detection.anomalies import Anomaly, AnomalyKind
 from meshwatch.features.describing import iso
 from meshwatch.graph.mesh_graph import EdgeView
@@ -37,6 +37,14 @@ class NodeDoc(TypedDict):
     provider: str
 
 
+class EdgePolicyDoc(TypedDict):
+    """The managed policy that denies (part of) an edge."""
+
+    name: str
+    namespace: str
+    state: str
+
+
 class EdgeDoc(TypedDict):
     source: str
     target: str
@@ -56,6 +64,7 @@ class EdgeDoc(TypedDict):
     requests_total: int
     status: str
     anomaly_score: float | None
+    policy: EdgePolicyDoc | None
 
 
 class GraphDoc(TypedDict):
@@ -154,7 +163,9 @@ def _ranked(counter: Mapping[str, int]) -> dict[str, int]:
     return dict(sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def edge_doc(edge: EdgeView, status: str, score: float | None) -> EdgeDoc:
+def edge_doc(
+    edge: EdgeView, status: str, score: float | None, policy: EdgePolicyDoc | None = None
+) -> EdgeDoc:
     stats = edge.stats
     return {
         "source": edge.key.source,
@@ -175,6 +186,7 @@ def edge_doc(edge: EdgeView, status: str, score: float | None) -> EdgeDoc:
         "requests_total": edge.total_requests,
         "status": status,
         "anomaly_score": None if score is None else round(score, 4),
+        "policy": policy,
     }
 
 
@@ -278,6 +290,8 @@ class ReadModel:
     def __init__(self, monitor: Monitor, figures: ServiceFigures) -> None:
         self.monitor = monitor
         self.figures = figures
+        self.edge_policy: Callable[[EdgeKey], EdgePolicyDoc | None] = lambda _edge: None
+        """Set by runtime defence: which managed policy covers an edge."""
 
     def graph(self, now: float) -> GraphDoc:
         """The ``/api/v1/graph`` document as of ``now``."""
@@ -286,7 +300,7 @@ class ReadModel:
         edge_docs = []
         for e in edges:
             state, score = status(e.key)
-            edge_docs.append(edge_doc(e, state, score))
+            edge_docs.append(edge_doc(e, state, score, self.edge_policy(e.key)))
         return {
             "window_seconds": self.monitor.window.window,
             "nodes": sorted((node_doc(n) for n in nodes), key=lambda d: d["id"]),

@@ -143,11 +143,11 @@ class Defence:
             self.approved.add(EdgeKey(source, destination, port))
         return sorted({k[0] for k in lifted})
 
-    def revoke(self, name: str | None) -> list[str]:
+    def revoke(self, name: str | None, namespace: str | None = None) -> list[str]:
         """Withdraw one desired policy (``None``: all of them) until its anomalies end."""
         revoked = []
         for status in self.last.policies:
-            if name is None or status.name == name:
+            if (name is None or status.name == name) and namespace in (None, status.namespace):
                 revoked.append(f"{status.namespace}/{status.name}")
                 for edge in status.edges:
                     for threat in Threat:

@@ -18,7 +18,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -165,9 +165,14 @@ class MonitorService:
         self.figures = ServiceFigures()
         self._promoting = False
         self._last_checkpoint = time.monotonic()
+        self.subscribers: list[Callable[[Sequence[Event]], None]] = []
+        """Who else hears the core's events (runtime defence)."""
 
     def publish(self, events: Sequence[Event]) -> None:
         """What each event means outside the core."""
+        if events:
+            for subscriber in self.subscribers:
+                subscriber(events)
         for event in events:
             if isinstance(event, AnomalyRaised):
                 doc = {"event": "anomaly", **anomaly_doc(event.anomaly)}
@@ -255,6 +260,23 @@ class MonitorService:
             log.info("learned state saved: %s", ", ".join(str(p) for p in paths))
             (state_dir / STATE_LEARNING).unlink(missing_ok=True)
         return bundle
+
+    async def approve(self, source: str, destination: str, port: int | None) -> list[str]:
+        """Accept an edge as normal; persisted with the model when there is a state
+        directory (otherwise it lasts until restart, and says so)."""
+        events = self.monitor.approve(source, destination, port, time.time())
+        self.publish(events)
+        bundle = self.monitor.engine.bundle
+        state_dir = self.settings.state_dir
+        if bundle is not None and state_dir is not None:
+            await asyncio.to_thread(save_bundle, bundle, state_dir / STATE_MODEL)
+        elif bundle is not None:
+            log.warning(
+                "approved %s -> %s until restart: without --state-dir approvals are not saved",
+                source,
+                destination,
+            )
+        return [a.anomaly.id for a in events if isinstance(a, AnomalyEnded)]
 
     async def checkpoint_if_due(self) -> None:
         if time.monotonic() - self._last_checkpoint >= CHECKPOINT_SECONDS:

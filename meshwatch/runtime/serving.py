@@ -22,9 +22,12 @@ from meshwatch.adapters.api.app import ApiConfig, make_app
 from meshwatch.adapters.api.logs import quiet_bad_requests
 from meshwatch.adapters.files.capture import CaptureMeta, CaptureWriter
 from meshwatch.adapters.metrics.collectors import CONTENT_TYPE, Sources, exposition, make_registry
+from meshwatch.calls import EdgeKey
 from meshwatch.counters import IngestCounters
 from meshwatch.monitor.core import Monitor
-from meshwatch.monitor.readmodel import ReadModel
+from meshwatch.monitor.readmodel import EdgePolicyDoc, ReadModel
+from meshwatch.policy.controlling import Defence
+from meshwatch.runtime.defending import DefenceService, build_sink, defence_params
 from meshwatch.runtime.monitoring import MonitorService, build_monitor
 from meshwatch.runtime.pipeline import Pipeline
 from meshwatch.settings import Settings
@@ -38,6 +41,7 @@ class Service:
 
     settings: Settings
     monitoring: MonitorService
+    defending: DefenceService
     counters: IngestCounters
     read_model: ReadModel
     als_port: int = 0
@@ -55,6 +59,22 @@ class Service:
         bundle = await self.monitoring.promote()
         return {"mode": "observe", "model": bundle.card.to_doc()}
 
+    async def approve(self, source: str, target: str, port: int | None) -> dict[str, Any]:
+        """Accept an edge: detection forgets its anomaly, defence lifts its deny."""
+        ended = await self.monitoring.approve(source, target, port)
+        lifted = self.defending.approve(source, target, port)
+        await self.defending.reconcile()
+        return {
+            "approved": {"source": source, "target": target, "port": port},
+            "anomalies_ended": ended,
+            "edges_lifted": [e.text for e in lifted],
+        }
+
+    async def revoke(self, name: str | None, namespace: str | None) -> dict[str, Any]:
+        revoked = self.defending.revoke(name, namespace)
+        await self.defending.reconcile()
+        return {"revoked": revoked}
+
 
 class _Control:
     """The service as the API sees it (``adapters.api.app.Control``)."""
@@ -71,22 +91,45 @@ class _Control:
     async def promote(self) -> Mapping[str, Any]:
         return await self._service.promote()
 
+    def policies(self) -> Mapping[str, Any]:
+        return self._service.defending.document()
+
+    async def approve(self, source: str, target: str, port: int | None) -> Mapping[str, Any]:
+        return await self._service.approve(source, target, port)
+
+    async def revoke(self, name: str | None, namespace: str | None) -> Mapping[str, Any]:
+        return await self._service.revoke(name, namespace)
+
 
 def build_service(settings: Settings) -> Service:
     """The core objects, before anything listens (``ModelError`` for an unusable model)."""
     monitoring = MonitorService(build_monitor(settings), settings)
+    defending = DefenceService(
+        Defence(defence_params(settings)), build_sink(settings), monitoring.monitor
+    )
+    monitoring.subscribers.append(defending.publish)
     service = Service(
         settings=settings,
         monitoring=monitoring,
+        defending=defending,
         counters=IngestCounters(),
         read_model=ReadModel(monitoring.monitor, monitoring.figures),
     )
+
+    def edge_policy(edge: EdgeKey) -> EdgePolicyDoc | None:
+        status = defending.policy_of(edge)
+        if status is None:
+            return None
+        return {"name": status.name, "namespace": status.namespace, "state": status.state}
+
+    service.read_model.edge_policy = edge_policy
     registry = make_registry(
         Sources(
             service.counters,
             lambda: service.monitor.graph,
             settings.queue_max_messages,
             service.read_model.detection_status,
+            defending.snapshot,
         )
     )
     service.metrics = lambda: exposition(registry)
@@ -145,6 +188,7 @@ async def run_service(service: Service, on_ready: Callable[[Service], None] | No
             ingest = tasks.create_task(pipeline.run())
             housekeeping = tasks.create_task(pipeline.housekeeping())
             detecting = tasks.create_task(service.monitoring.run())
+            defending = tasks.create_task(service.defending.run())
             await service.stop.wait()
             service.ready.clear()
             await server.stop(settings.grace_seconds)
@@ -153,7 +197,10 @@ async def run_service(service: Service, on_ready: Callable[[Service], None] | No
             ingest.cancel()
             housekeeping.cancel()
             detecting.cancel()
+            defending.cancel()
     finally:
+        if service.defending.sink is not None:
+            service.defending.sink.close()
         await server.stop(0)
         await pipeline.flush_capture(closing=True)
         await service.monitoring.checkpoint()

@@ -34,6 +34,18 @@ class Control(Protocol):
         """Learn → observe now; ``ModelError`` with the reason when it cannot."""
         ...
 
+    def policies(self) -> Mapping[str, Any]:
+        """The ``/api/v1/policies`` document."""
+        ...
+
+    async def approve(self, source: str, target: str, port: int | None) -> Mapping[str, Any]:
+        """Accept an edge as normal (lifts its anomaly and deny)."""
+        ...
+
+    async def revoke(self, name: str | None, namespace: str | None) -> Mapping[str, Any]:
+        """Withdraw one managed policy (``None``: all of them)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class ApiConfig:
@@ -119,6 +131,82 @@ async def promote(request: web.Request) -> web.Response:
         return _json({"error": "cannot promote", "detail": str(exc)}, status=409)
 
 
+async def policies(request: web.Request) -> web.Response:
+    """Desired DENY policies (mode, state, expiry, anomalies, simulation) and refusals."""
+    return _json(request.app[CONTROL].policies())
+
+
+async def policy(request: web.Request) -> web.Response:
+    """One policy, explained (``?namespace=`` when the name exists in several)."""
+    name = request.match_info["name"]
+    namespace = request.query.get("namespace")
+    doc = request.app[CONTROL].policies()
+    found = [
+        p
+        for p in doc.get("policies", [])
+        if p["name"] == name and (namespace is None or p["namespace"] == namespace)
+    ]
+    refused = [r for r in doc.get("refused", []) if r.get("policy") == name]
+    if not found and not refused:
+        return _json({"error": "not found", "detail": f"no policy named {name!r}"}, status=404)
+    return _json({"policies": found, "refused": refused})
+
+
+async def _body(
+    request: web.Request, fields: Mapping[str, type | tuple[type, ...]]
+) -> dict[str, Any]:
+    """A JSON object with only the given fields of the given types (``ValueError`` otherwise)."""
+    try:
+        doc = await request.json()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"the body must be JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ValueError("the body must be a JSON object")
+    unknown = set(doc) - set(fields)
+    if unknown:
+        raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
+    for name, kind in fields.items():
+        if (
+            name in doc
+            and doc[name] is not None
+            and (
+                not isinstance(doc[name], kind) or isinstance(doc[name], bool) is not (kind is bool)
+            )
+        ):
+            raise ValueError(f"{name} has the wrong type")
+    return doc
+
+
+async def approve(request: web.Request) -> web.Response:
+    """Accept ``source -> target`` (on ``port``, or every port) as normal."""
+    try:
+        doc = await _body(request, {"source": str, "target": str, "port": int})
+        if not doc.get("source") or not doc.get("target"):
+            raise ValueError("source and target are required")
+        port = doc.get("port")
+        if port is not None and not 0 < port < 65536:
+            raise ValueError("port must be 1 to 65535")
+    except ValueError as exc:
+        return _json({"error": "bad request", "detail": str(exc)}, status=400)
+    return _json(await request.app[CONTROL].approve(doc["source"], doc["target"], port))
+
+
+async def revoke(request: web.Request) -> web.Response:
+    """The emergency brake: ``{"name": NAME}`` or ``{"all": true}``."""
+    try:
+        doc = await _body(request, {"name": str, "namespace": str, "all": bool})
+        if bool(doc.get("all")) == bool(doc.get("name")):
+            raise ValueError('give either "name" or "all": true')
+    except ValueError as exc:
+        return _json({"error": "bad request", "detail": str(exc)}, status=400)
+    result = await request.app[CONTROL].revoke(doc.get("name"), doc.get("namespace"))
+    if doc.get("name") and not result.get("revoked"):
+        return _json(
+            {"error": "not found", "detail": f"no policy named {doc['name']!r}"}, status=404
+        )
+    return _json(result)
+
+
 def make_app(read_model: ReadModel, control: Control, config: ApiConfig) -> web.Application:
     """Build the aiohttp application."""
     app = web.Application(middlewares=[bearer_auth], client_max_size=64 * 1024)
@@ -132,4 +220,8 @@ def make_app(read_model: ReadModel, control: Control, config: ApiConfig) -> web.
     app.router.add_get("/api/v1/anomalies", anomalies)
     app.router.add_get("/api/v1/baseline", baseline)
     app.router.add_post("/api/v1/baseline/promote", promote)
+    app.router.add_post("/api/v1/baseline/approve", approve)
+    app.router.add_get("/api/v1/policies", policies)
+    app.router.add_post("/api/v1/policies/revoke", revoke)
+    app.router.add_get("/api/v1/policies/{name}", policy)
     return app

@@ -48,6 +48,10 @@ BATCH_LISTS = (
 )
 
 
+AUTHZ_GROUP, AUTHZ_VERSION, AUTHZ_PLURAL = "security.istio.io", "v1", "authorizationpolicies"
+REQUEST_TIMEOUT = (3.0, 10.0)  # connect, read: a hung API server must not hang a reconcile
+
+
 class KubeError(MeshwatchError):
     """A Kubernetes API call failed."""
 
@@ -242,3 +246,89 @@ def _read_custom(
         add(items)
         return
     out.skipped.append(f"{kind}: no served version of {group} ({', '.join(versions)})")
+
+
+# -- AuthorizationPolicy writes (runtime defence) -------------------------------------------
+
+
+def list_policies(api: kubernetes.client.ApiClient, label_selector: str) -> list[dict[str, Any]]:
+    """AuthorizationPolicies in every namespace carrying ``label_selector``."""
+    custom = kubernetes.client.CustomObjectsApi(api)
+    listing = _call(
+        "list AuthorizationPolicy",
+        custom.list_cluster_custom_object,
+        AUTHZ_GROUP,
+        AUTHZ_VERSION,
+        AUTHZ_PLURAL,
+        label_selector=label_selector,
+        _request_timeout=REQUEST_TIMEOUT,
+    )
+    return [dict(item) for item in listing.get("items", []) if isinstance(item, Mapping)]
+
+
+def get_policy(
+    api: kubernetes.client.ApiClient, namespace: str, name: str
+) -> dict[str, Any] | None:
+    """The object, or ``None`` when there is none (404)."""
+    custom = kubernetes.client.CustomObjectsApi(api)
+    try:
+        found = _call(
+            f"get AuthorizationPolicy {namespace}/{name}",
+            custom.get_namespaced_custom_object,
+            AUTHZ_GROUP,
+            AUTHZ_VERSION,
+            namespace,
+            AUTHZ_PLURAL,
+            name,
+            _request_timeout=REQUEST_TIMEOUT,
+        )
+    except KubeError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return dict(found)
+
+
+def apply_policy(
+    api: kubernetes.client.ApiClient, obj: Mapping[str, Any], field_manager: str
+) -> dict[str, Any]:
+    """Server-side apply as ``field_manager``, never forced: a field another manager owns
+    is a 409 conflict, not an overwrite."""
+    custom = kubernetes.client.CustomObjectsApi(api)
+    meta = obj["metadata"]
+    applied = _call(
+        f"apply AuthorizationPolicy {meta['namespace']}/{meta['name']}",
+        custom.patch_namespaced_custom_object,
+        AUTHZ_GROUP,
+        AUTHZ_VERSION,
+        meta["namespace"],
+        AUTHZ_PLURAL,
+        meta["name"],
+        dict(obj),
+        field_manager=field_manager,
+        force=False,
+        _content_type="application/apply-patch+yaml",
+        _request_timeout=REQUEST_TIMEOUT,
+    )
+    return dict(applied)
+
+
+def delete_policy(api: kubernetes.client.ApiClient, namespace: str, name: str) -> bool:
+    """Delete; ``False`` when it was already gone (404)."""
+    custom = kubernetes.client.CustomObjectsApi(api)
+    try:
+        _call(
+            f"delete AuthorizationPolicy {namespace}/{name}",
+            custom.delete_namespaced_custom_object,
+            AUTHZ_GROUP,
+            AUTHZ_VERSION,
+            namespace,
+            AUTHZ_PLURAL,
+            name,
+            _request_timeout=REQUEST_TIMEOUT,
+        )
+    except KubeError as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True

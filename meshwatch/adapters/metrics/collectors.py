@@ -23,6 +23,7 @@ from meshwatch.counters import IngestCounters
 from meshwatch.detection.anomalies import AnomalyKind
 from meshwatch.graph.mesh_graph import MeshGraph
 from meshwatch.monitor.readmodel import DetectionStatus
+from meshwatch.policy.reporting import DefenceSnapshot
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _EDGE_LABELS = [
@@ -62,6 +63,7 @@ class Sources:
     graph: Callable[[], MeshGraph]
     queue_capacity: int
     detection: Callable[[], DetectionStatus] | None = None
+    defence: Callable[[], DefenceSnapshot] | None = None
 
 
 def _labelled(
@@ -249,12 +251,51 @@ class DetectionCollector(Collector):
         )
 
 
+POLICY_STATES = ("planned", "dry-run", "enforced")
+POLICY_ACTIONS = ("create", "update", "delete", "error")
+
+
+class DefenceCollector(Collector):
+    """Managed policies by mode and state, sink actions and refusals (bounded labels)."""
+
+    def __init__(self, sources: Sources) -> None:
+        self._s = sources
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        if self._s.defence is None:
+            return
+        snap = self._s.defence()
+        policies = GaugeMetricFamily(
+            "meshwatch_policies",
+            "Desired DENY policies now, by mode and state.",
+            labels=["mode", "state"],
+        )
+        for state in POLICY_STATES:
+            policies.add_metric([snap.mode, state], snap.policies.get(state, 0))
+        yield policies
+        actions = CounterMetricFamily(
+            "meshwatch_policy_actions",
+            "Writes to the policy sink (create, update, delete) and failed ones (error).",
+            labels=["action"],
+        )
+        for action in POLICY_ACTIONS:
+            actions.add_metric([action], snap.actions.get(action, 0))
+        yield actions
+        yield _labelled(
+            "meshwatch_policy_refusals",
+            "Threats defence would not or could not deny, by reason (counted once per threat and reason).",
+            ["reason"],
+            snap.refusals,
+        )
+
+
 def make_registry(sources: Sources) -> CollectorRegistry:
     """meshwatch's own registry with its collectors."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(IngestCollector(sources))
     registry.register(GraphCollector(sources))
     registry.register(DetectionCollector(sources))
+    registry.register(DefenceCollector(sources))
     return registry
 
 
