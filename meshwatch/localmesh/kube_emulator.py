@@ -14,8 +14,10 @@ per-manager field ownership, 409 on conflicting owners unless ``force=true``). E
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
+import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -111,6 +113,18 @@ def _merge(base: Any, patch: Any) -> Any:
 
 
 @dataclass
+class Fault:
+    """Make the next ``times`` requests of ``verb`` on ``plural`` fail with ``status``
+    (0: answer normally) after ``delay`` seconds (a slow or hung API server)."""
+
+    verb: str  # get, list, create, update, patch, delete, or "*"
+    plural: str
+    status: int = 500
+    times: int = 1
+    delay: float = 0.0
+
+
+@dataclass
 class KubeEmulator:
     """The emulated API server's state. ``app()`` serves it."""
 
@@ -125,6 +139,7 @@ class KubeEmulator:
     )
     revision: int = 0
     requests: list[tuple[str, str]] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
 
     # -- state helpers usable directly by tests ------------------------------------------
 
@@ -188,8 +203,34 @@ class KubeEmulator:
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
         if request.headers.get("Authorization", "") != f"Bearer {self.token}":
             return _status(401, "Unauthorized", "Unauthorized")
+        fault = self._fault(request)
+        if fault is not None:
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            if fault.status:
+                reasons = {429: "TooManyRequests", 409: "Conflict", 503: "ServiceUnavailable"}
+                return _status(
+                    fault.status,
+                    reasons.get(fault.status, "InternalError"),
+                    f"injected fault: HTTP {fault.status}",
+                )
         response: web.StreamResponse = await handler(request)
         return response
+
+    def _fault(self, request: web.Request) -> Fault | None:
+        info = request.match_info
+        verb = {
+            "GET": "get" if "name" in info else "list",
+            "POST": "create",
+            "PUT": "update",
+            "PATCH": "patch",
+            "DELETE": "delete",
+        }.get(request.method, "")
+        for fault in self.faults:
+            if fault.times > 0 and fault.verb in ("*", verb) and fault.plural == info.get("plural"):
+                fault.times -= 1
+                return fault
+        return None
 
     async def _version(self, request: web.Request) -> web.Response:
         return web.json_response(
@@ -400,7 +441,7 @@ class KubeEmulator:
             owners = self.owners.setdefault(key, {})
             old_leaves = dict(_leaves(current)) if current else {}
             conflicts = [
-                ".".join(path)
+                path
                 for path, value in _leaves(body)
                 if path[0] not in ("apiVersion", "kind")
                 and path[:2] != ("metadata", "name")
@@ -408,16 +449,18 @@ class KubeEmulator:
                 and old_leaves.get(path) != value
             ]
             if conflicts and not force:
+                shown = [".".join(c) for c in conflicts]
                 return _status(
                     409,
                     "Conflict",
                     f"Apply failed with {len(conflicts)} conflict(s): "
                     + "; ".join(
-                        f'conflict with "{owners[tuple(c.split("."))]}": .{c}' for c in conflicts
+                        f'conflict with "{owners[c]}": .{text}'
+                        for c, text in zip(conflicts, shown, strict=True)
                     ),
                     {
                         "causes": [
-                            {"reason": "FieldManagerConflict", "field": f".{c}"} for c in conflicts
+                            {"reason": "FieldManagerConflict", "field": f".{t}"} for t in shown
                         ]
                     },
                 )
@@ -494,3 +537,54 @@ def kubeconfig(server: str, token: str) -> str:
             ],
         }
     )
+
+
+class EmulatorThread:
+    """The emulator on loopback in a thread of its own, so blocking clients (the official
+    ``kubernetes`` client, a CLI in the same process) can talk to it from any thread.
+    Objects are read and changed through ``emulator`` only while holding ``lock`` or from
+    the emulator's loop."""
+
+    def __init__(self, emulator: KubeEmulator | None = None) -> None:
+        self.emulator = emulator or KubeEmulator()
+        self.url = ""
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kube-emulator", daemon=True)
+        self._runner: web.AppRunner | None = None
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._start())
+        self._ready.set()
+        self._loop.run_forever()
+        if self._runner is not None:
+            self._loop.run_until_complete(self._runner.cleanup())
+        self._loop.close()
+
+    async def _start(self) -> None:
+        self._runner = web.AppRunner(self.emulator.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    def start(self) -> EmulatorThread:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the Kubernetes API emulator did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+    def kubeconfig(self) -> str:
+        return kubeconfig(self.url, self.emulator.token)
+
+    def __enter__(self) -> EmulatorThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

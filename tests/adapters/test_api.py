@@ -35,6 +35,7 @@ EDGE_FIELDS = {
     "requests_total",
     "status",
     "anomaly_score",
+    "policy",
 }
 NODE_FIELDS = {
     "id",
@@ -146,6 +147,15 @@ class Switch:
 
     async def promote(self) -> dict[str, Any]:
         raise ModelError("nothing learned")
+
+    def policies(self) -> dict[str, Any]:
+        return {"policies": [], "refused": []}
+
+    async def approve(self, source: str, target: str, port: int | None) -> dict[str, Any]:
+        return {}
+
+    async def revoke(self, name: str | None, namespace: str | None) -> dict[str, Any]:
+        return {"revoked": []}
 
 
 async def test_app_factory_reports_not_ready_until_told() -> None:

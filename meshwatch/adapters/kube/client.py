@@ -251,7 +251,12 @@ def _read_custom(
 # -- AuthorizationPolicy writes (runtime defence) -------------------------------------------
 
 
-def list_policies(api: kubernetes.client.ApiClient, label_selector: str) -> list[dict[str, Any]]:
+Timeout = tuple[float, float]
+
+
+def list_policies(
+    api: kubernetes.client.ApiClient, label_selector: str, timeout: Timeout = REQUEST_TIMEOUT
+) -> list[dict[str, Any]]:
     """AuthorizationPolicies in every namespace carrying ``label_selector``."""
     custom = kubernetes.client.CustomObjectsApi(api)
     listing = _call(
@@ -261,13 +266,13 @@ def list_policies(api: kubernetes.client.ApiClient, label_selector: str) -> list
         AUTHZ_VERSION,
         AUTHZ_PLURAL,
         label_selector=label_selector,
-        _request_timeout=REQUEST_TIMEOUT,
+        _request_timeout=timeout,
     )
     return [dict(item) for item in listing.get("items", []) if isinstance(item, Mapping)]
 
 
 def get_policy(
-    api: kubernetes.client.ApiClient, namespace: str, name: str
+    api: kubernetes.client.ApiClient, namespace: str, name: str, timeout: Timeout = REQUEST_TIMEOUT
 ) -> dict[str, Any] | None:
     """The object, or ``None`` when there is none (404)."""
     custom = kubernetes.client.CustomObjectsApi(api)
@@ -280,7 +285,7 @@ def get_policy(
             namespace,
             AUTHZ_PLURAL,
             name,
-            _request_timeout=REQUEST_TIMEOUT,
+            _request_timeout=timeout,
         )
     except KubeError as exc:
         if exc.status == 404:
@@ -290,7 +295,10 @@ def get_policy(
 
 
 def apply_policy(
-    api: kubernetes.client.ApiClient, obj: Mapping[str, Any], field_manager: str
+    api: kubernetes.client.ApiClient,
+    obj: Mapping[str, Any],
+    field_manager: str,
+    timeout: Timeout = REQUEST_TIMEOUT,
 ) -> dict[str, Any]:
     """Server-side apply as ``field_manager``, never forced: a field another manager owns
     is a 409 conflict, not an overwrite."""
@@ -308,12 +316,19 @@ def apply_policy(
         field_manager=field_manager,
         force=False,
         _content_type="application/apply-patch+yaml",
-        _request_timeout=REQUEST_TIMEOUT,
+        _request_timeout=timeout,
+        _preload_content=False,  # the client's deserialiser returns None for apply patches
     )
-    return dict(applied)
+    try:
+        document = json.loads(applied.data)
+    except ValueError as exc:
+        raise KubeError(0, f"undecodable response: {exc}", "apply AuthorizationPolicy") from exc
+    return dict(document) if isinstance(document, dict) else {}
 
 
-def delete_policy(api: kubernetes.client.ApiClient, namespace: str, name: str) -> bool:
+def delete_policy(
+    api: kubernetes.client.ApiClient, namespace: str, name: str, timeout: Timeout = REQUEST_TIMEOUT
+) -> bool:
     """Delete; ``False`` when it was already gone (404)."""
     custom = kubernetes.client.CustomObjectsApi(api)
     try:
@@ -325,7 +340,7 @@ def delete_policy(api: kubernetes.client.ApiClient, namespace: str, name: str) -
             namespace,
             AUTHZ_PLURAL,
             name,
-            _request_timeout=REQUEST_TIMEOUT,
+            _request_timeout=timeout,
         )
     except KubeError as exc:
         if exc.status == 404:

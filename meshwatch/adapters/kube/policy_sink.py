@@ -19,7 +19,9 @@ from typing import Any, TypeVar
 import kubernetes
 
 from meshwatch.adapters.kube.client import (
+    REQUEST_TIMEOUT,
     KubeError,
+    Timeout,
     apply_policy,
     delete_policy,
     get_policy,
@@ -60,8 +62,10 @@ class KubePolicySink:
         api: kubernetes.client.ApiClient,
         field_manager: str = "meshwatch",
         backoff: Backoff = Backoff(),
+        timeout: Timeout = REQUEST_TIMEOUT,
     ) -> None:
         self.api = api
+        self.timeout = timeout
         self.field_manager = field_manager
         self.backoff = backoff
         self.retries = 0
@@ -83,14 +87,14 @@ class KubePolicySink:
     def list(self) -> list[dict[str, Any]]:
         return self._with_retries(
             "list policies",
-            lambda: list_policies(self.api, f"{MANAGED_LABEL}={MANAGED_VALUE}"),
+            lambda: list_policies(self.api, f"{MANAGED_LABEL}={MANAGED_VALUE}", self.timeout),
         )
 
     def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         meta = obj["metadata"]
         namespace, name = str(meta["namespace"]), str(meta["name"])
         current = self._with_retries(
-            f"read {namespace}/{name}", lambda: get_policy(self.api, namespace, name)
+            f"read {namespace}/{name}", lambda: get_policy(self.api, namespace, name, self.timeout)
         )
         if current is not None and not _managed(current):
             raise ForeignPolicyError(
@@ -99,7 +103,7 @@ class KubePolicySink:
         try:
             return self._with_retries(
                 f"apply {namespace}/{name}",
-                lambda: apply_policy(self.api, obj, self.field_manager),
+                lambda: apply_policy(self.api, obj, self.field_manager, self.timeout),
             )
         except PolicySinkError as exc:
             cause = exc.__cause__
@@ -112,7 +116,7 @@ class KubePolicySink:
 
     def delete(self, namespace: str, name: str) -> bool:
         current = self._with_retries(
-            f"read {namespace}/{name}", lambda: get_policy(self.api, namespace, name)
+            f"read {namespace}/{name}", lambda: get_policy(self.api, namespace, name, self.timeout)
         )
         if current is None:
             return False
@@ -121,7 +125,8 @@ class KubePolicySink:
                 f"AuthorizationPolicy {namespace}/{name} is not managed by meshwatch: not deleted"
             )
         return self._with_retries(
-            f"delete {namespace}/{name}", lambda: delete_policy(self.api, namespace, name)
+            f"delete {namespace}/{name}",
+            lambda: delete_policy(self.api, namespace, name, self.timeout),
         )
 
     def close(self) -> None:
