@@ -56,6 +56,39 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--api-token-file", metavar="FILE", help="read the API bearer token from a file"
     )
+    parser.add_argument(
+        "--defence",
+        choices=["off", "dry-run", "enforce"],
+        help="deny anomalous edges with AuthorizationPolicies (default dry-run)",
+    )
+    parser.add_argument(
+        "--policy-dir", metavar="DIR", help="write managed policies here as YAML files"
+    )
+    parser.add_argument(
+        "--policy-kube",
+        action="store_true",
+        default=None,
+        help="write managed policies to the Kubernetes API (in-cluster, or --kubeconfig)",
+    )
+    parser.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig for --policy-kube")
+
+
+def _api_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", default="http://127.0.0.1:9902", help="meshwatch HTTP API")
+    parser.add_argument(
+        "--token", default=os.environ.get("MESHWATCH_API_TOKEN", ""), help="bearer token"
+    )
+
+
+def _sink_flags(parser: argparse.ArgumentParser) -> None:
+    _api_flags(parser)
+    parser.add_argument(
+        "--policy-dir", type=Path, help="act on this policy directory directly, not the API"
+    )
+    parser.add_argument(
+        "--kube", action="store_true", help="act on the Kubernetes API directly, not meshwatch's"
+    )
+    parser.add_argument("--kubeconfig", help="kubeconfig for --kube (default: in-cluster)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -222,10 +255,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     _capture_flags(review)
     promote = baseline_sub.add_parser("promote", help="stop learning and start alerting now")
-    promote.add_argument("--url", default="http://127.0.0.1:9902", help="meshwatch HTTP API")
-    promote.add_argument(
-        "--token", default=os.environ.get("MESHWATCH_API_TOKEN", ""), help="bearer token"
+    _api_flags(promote)
+    approve = baseline_sub.add_parser(
+        "approve",
+        help="accept an edge as normal: lifts its anomaly and any deny within one reconcile",
     )
+    approve.add_argument("source", help="caller node id, e.g. default/productpage")
+    approve.add_argument("target", help="callee node id, e.g. default/reviews")
+    approve.add_argument("--port", type=int, help="only this port (default: every port seen)")
+    _api_flags(approve)
+    policies = sub.add_parser("policies", help="runtime defence: the managed DENY policies")
+    policies_sub = policies.add_subparsers(dest="policies", required=True)
+    _sink_flags(policies_sub.add_parser("list", help="desired policies, states and refusals"))
+    explain = policies_sub.add_parser("explain", help="one policy: why, state, simulation, YAML")
+    explain.add_argument("name")
+    _sink_flags(explain)
+    simulate = policies_sub.add_parser(
+        "simulate",
+        help="replay a model's learned baseline through the policies; exit 1 if any is denied",
+    )
+    simulate.add_argument("--model", type=Path, required=True, help="NAME.skops")
+    simulate.add_argument("--window", type=float, help="the model's window, if not its own")
+    simulate.add_argument("--egress-gateway", default="", help="NAMESPACE:key=value")
+    _sink_flags(simulate)
+    revoke = policies_sub.add_parser(
+        "revoke", help="the emergency brake: withdraw one policy, or --all"
+    )
+    revoke.add_argument("name", nargs="?")
+    revoke.add_argument("--all", action="store_true", help="every managed policy")
+    _sink_flags(revoke)
     bench = sub.add_parser("bench", help="benchmarks")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
     ingest = bench_sub.add_parser("ingest", help="ALS ingest throughput versus plain upb parsing")
@@ -263,6 +321,10 @@ def _settings(args: argparse.Namespace) -> Settings:
         "model": args.model,
         "state_dir": args.state_dir,
         "api_token": _read_token(args.api_token_file),
+        "defence": args.defence,
+        "policy_dir": args.policy_dir,
+        "policy_kube": args.policy_kube,
+        "kubeconfig": args.kubeconfig,
     }
     defaults: dict[str, str] = {}
     if args.command == "demo":
@@ -336,6 +398,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 suppress=args.suppress,
             )
             return run_audit(request, print_line)
+        if args.command == "policies" or (
+            args.command == "baseline" and args.baseline == "approve"
+        ):
+            return _policies(args)
         if args.command in ("train", "evaluate", "baseline"):
             return _offline(args)
         settings = _settings(args)
@@ -419,6 +485,37 @@ def _offline(args: argparse.Namespace) -> int:
     except (ModelError, ValueError, OSError, MeshwatchError) as exc:
         print(f"meshwatch: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _policies(args: argparse.Namespace) -> int:
+    """``policies list|explain|simulate|revoke`` and ``baseline approve``."""
+    from meshwatch.runtime import policy_commands as commands
+
+    target = commands.Target(
+        url=args.url,
+        token=args.token,
+        policy_dir=getattr(args, "policy_dir", None),
+        kube=getattr(args, "kube", False),
+        kubeconfig=getattr(args, "kubeconfig", None),
+    )
+    try:
+        if args.command == "baseline":
+            return commands.approve_edge(target, args.source, args.target, args.port, print_line)
+        if args.policies == "list":
+            return commands.list_policies(target, print_line)
+        if args.policies == "explain":
+            return commands.explain_policy(target, args.name, print_line)
+        if args.policies == "simulate":
+            return commands.simulate_policies(
+                target, args.model, args.window, args.egress_gateway, print_line
+            )
+        if bool(args.name) == bool(args.all):
+            print("meshwatch: give a policy NAME or --all", file=sys.stderr)
+            return EXIT_USAGE
+        return commands.revoke_policies(target, None if args.all else args.name, print_line)
+    except (MeshwatchError, ValueError, OSError) as exc:
+        print(f"meshwatch: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def _promote(url: str, token: str) -> int:

@@ -49,9 +49,12 @@ class Baseline:
     callers and selects workloads with these, and replays their calls through a proposed
     policy even when they have not called since a restart."""
 
+    approved: set[tuple[str, str]] = field(default_factory=set)
+    """(source, destination) pairs an operator accepted on every port."""
+
     def is_novel(self, edge: EdgeKey) -> bool:
-        """The deterministic check: an edge never seen while learning."""
-        return edge not in self.known_edges
+        """The deterministic check: an edge never seen while learning, nor approved since."""
+        return edge not in self.known_edges and (edge.source, edge.destination) not in self.approved
 
     def to_doc(self) -> dict[str, Any]:
         return {
@@ -62,6 +65,7 @@ class Baseline:
             "known_edges": sorted(e.text for e in self.known_edges),
             "edges": {e.text: b.to_doc() for e, b in sorted(self.edges.items())},
             "actors": {n: actor_doc(a) for n, a in sorted(self.actors.items())},
+            "approved": sorted([s, d] for s, d in self.approved),
         }
 
     @classmethod
@@ -75,4 +79,5 @@ class Baseline:
             learned_until=float(doc.get("learned_until", 0.0)),
             calls=int(doc.get("calls", 0)),
             actors={str(n): actor_from_doc(str(n), a) for n, a in doc.get("actors", {}).items()},
+            approved={(str(p[0]), str(p[1])) for p in doc.get("approved", [])},
         )

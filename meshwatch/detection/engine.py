@@ -412,11 +412,16 @@ class DetectionEngine:
         self.adopt(bundle)
         return bundle
 
-    def approve(self, edges: Sequence[EdgeKey]) -> list[Anomaly]:
+    def approve(
+        self, edges: Sequence[EdgeKey], pair: tuple[str, str] | None = None
+    ) -> list[Anomaly]:
         """Accept edges as normal: they join the known edges (no novel-edge alert again) and
-        their open incidents close. Returns the incidents closed. Only when observing."""
+        their open incidents close; ``pair`` accepts a caller and callee on every port.
+        Returns the incidents closed. Only when observing."""
         if self.bundle is None:
             return []
+        if pair is not None:
+            self.bundle.baseline.approved.add(pair)
         closed = []
         for edge in edges:
             self.bundle.baseline.known_edges.add(edge)

@@ -184,7 +184,8 @@ class Monitor:
         )
         if port is not None and EdgeKey(source, destination, port) not in edges:
             edges.append(EdgeKey(source, destination, port))
-        return [AnomalyEnded(a, at) for a in self.engine.approve(edges)]
+        pair = (source, destination) if port is None else None
+        return [AnomalyEnded(a, at) for a in self.engine.approve(edges, pair)]
 
     def edge_status(self, edge: EdgeKey) -> tuple[str, float | None]:
         return self.engine.edge_status(edge)

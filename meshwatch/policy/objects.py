@@ -62,6 +62,8 @@ def render(
                     "edge": t.edge.text,
                     "threat": t.threat.value,
                     "reason": t.short_reason(),
+                    "principal": t.principal,
+                    "selector": dict(t.destination_selector),
                 }
                 for t in items
             ],
@@ -92,6 +94,11 @@ def _schema() -> Any:
     from cloudcoil.models.istio.security.v1 import AuthorizationPolicy
 
     return AuthorizationPolicy
+
+
+def load_schema() -> None:
+    """Import the schema now (about a second, once) rather than at the first anomaly."""
+    _schema()
 
 
 def _canonical(value: Any) -> Any:
@@ -198,6 +205,11 @@ def tracked_from(observed: ObservedPolicy, ttl: float) -> list[Tracked]:
                     last_active=expires - ttl,
                     expires=expires,
                     open=False,
+                    principal=str(entry.get("principal", "")),
+                    destination_namespace=observed.namespace,
+                    destination_selector=tuple(
+                        sorted((str(k), str(v)) for k, v in (entry.get("selector") or {}).items())
+                    ),
                 )
             )
         return out

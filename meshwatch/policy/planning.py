@@ -159,6 +159,7 @@ class _Planner:
             self.refuse(item, "protected-namespace", f"caller namespace {ns} is protected")
             return
         principal = authz_principal(source.principal) if source is not None else ""
+        principal = principal or item.principal
         if not principal:
             self.refuse(
                 item,
@@ -173,14 +174,15 @@ class _Planner:
             self.external(item, principal)
             return
         destination = self.actors(edge.destination)
-        ns = namespace_of(edge.destination, destination)
+        ns = namespace_of(edge.destination, destination) or item.destination_namespace
         if ns in protected:
             self.refuse(item, "protected-namespace", f"callee namespace {ns} is protected")
             return
-        if destination is None or not ns:
+        selector = selector_labels(destination) if destination is not None else ()
+        selector = selector or item.destination_selector
+        if not ns or (destination is None and not selector):
             self.refuse(item, "unknown-workload", f"{edge.destination} is not a known workload")
             return
-        selector = selector_labels(destination)
         if not selector:
             self.refuse(item, "no-selector", f"{edge.destination} has no app label to select it by")
             return
@@ -197,6 +199,11 @@ class _Planner:
                 )
                 return
             rule = DenyRule(principal, ports, tuple(patterns))
+        item.principal, item.destination_namespace, item.destination_selector = (
+            principal,
+            ns,
+            selector,
+        )
         self.targets[(ns, edge.destination, selector)][rule].append(item.key)
 
     def external(self, item: Tracked, principal: str) -> None:
@@ -204,6 +211,7 @@ class _Planner:
         if gateway is None:
             self.refuse(item, "not-enforceable", "not enforceable: no egress gateway configured")
             return
+        item.principal = principal
         host = item.edge.destination[len(EXTERNAL_PREFIX) :]
         rule = DenyRule(principal, hosts=(host,))
         self.targets[(gateway.namespace, gateway.node_id, gateway.labels)][rule].append(item.key)

@@ -10,7 +10,7 @@ never security. A new external host is deniable only on an egress gateway.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from meshwatch.calls import EdgeKey
 from meshwatch.detection.anomalies import Anomaly, AnomalyKind
@@ -55,7 +55,11 @@ class Tracked:
     expires: float
     open: bool = True
     revoked: bool = False
-    samples: list[str] = field(default_factory=list)
+    principal: str = ""
+    destination_namespace: str = ""
+    destination_selector: tuple[tuple[str, str], ...] = ()
+    """Who the two ends were when first planned: a deny must not lapse because a node aged
+    out of the graph, or meshwatch restarted, while its anomaly is still within its TTL."""
 
     @property
     def key(self) -> tuple[EdgeKey, Threat]:

@@ -30,7 +30,7 @@ from meshwatch.errors import ForeignPolicyError, MeshwatchError, PolicySinkError
 from meshwatch.monitor.core import Monitor
 from meshwatch.monitor.events import AnomalyEnded, AnomalyRaised, Event
 from meshwatch.policy.controlling import Actions, Defence, PolicyStatus
-from meshwatch.policy.objects import ObservedPolicy
+from meshwatch.policy.objects import ObservedPolicy, load_schema
 from meshwatch.policy.params import DefenceMode, DefenceParams, EgressGateway
 from meshwatch.policy.planning import Refusal
 from meshwatch.policy.reporting import DefenceSnapshot, PoliciesDoc, policies_doc
@@ -111,6 +111,8 @@ class DefenceService:
         self.foreign: dict[tuple[str, str], ObservedPolicy] = {}
         self.last = Actions()
         self._wake = asyncio.Event()
+        self.started = asyncio.Event()
+        """Set once the schema is loaded and the sink's policies adopted."""
         self._refused: set[tuple[Any, str]] = set()
         self._last_sync = 0.0
         self.on_applied: list[Callable[[PolicyStatus, float], None]] = []
@@ -139,6 +141,7 @@ class DefenceService:
     async def start(self) -> None:
         """Adopt what the sink already holds (a failure is logged; adoption is retried at
         the first resync)."""
+        await asyncio.to_thread(load_schema)
         if self.sink is None:
             log.info("defence %s, no policy sink: plans are shown, not written", self.params.mode)
             return
@@ -158,6 +161,7 @@ class DefenceService:
 
     async def run(self) -> None:
         await self.start()
+        self.started.set()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), RECONCILE_SECONDS)
