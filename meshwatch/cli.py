@@ -297,6 +297,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     audit_bench.add_argument("--resources", type=int, default=5000)
     bench_sub.add_parser("detect", help="scoring time, novel-edge check cost, memory per edge")
+    defence_bench = bench_sub.add_parser(
+        "defence", help="anomaly to accepted policy latency; planning at 10k anomalies"
+    )
+    defence_bench.add_argument("--anomalies", type=int, default=100)
     return parser
 
 
@@ -369,6 +373,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from meshwatch.bench.audit import run_audit_benchmark
 
                 lines = run_audit_benchmark(args.resources)
+            elif args.bench == "defence":
+                from meshwatch.bench.defence import run_defence_benchmark
+
+                lines = iter(run_defence_benchmark(args.anomalies))
             elif args.bench == "detect":
                 from meshwatch.bench.detect import run_detect_benchmark
 

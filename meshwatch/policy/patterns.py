@@ -25,7 +25,17 @@ def istio_match(pattern: str, value: str) -> bool:
 
 
 def any_match(patterns: Iterable[str], value: str) -> bool:
-    return any(istio_match(p, value) for p in patterns)
+    """``istio_match`` against each pattern (inlined: the collateral simulation calls this
+    for every rule and normal call)."""
+    for p in patterns:
+        if p == value or p == "*":
+            return True
+        if p.endswith("*"):
+            if value.startswith(p[:-1]):
+                return True
+        elif p.startswith("*") and value.endswith(p[1:]):
+            return True
+    return False
 
 
 def path_pattern(template: str) -> str:
