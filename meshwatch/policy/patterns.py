@@ -28,7 +28,7 @@ def any_match(patterns: Iterable[str], value: str) -> bool:
     """``istio_match`` against each pattern (inlined: the collateral simulation calls this
     for every rule and normal call)."""
     for p in patterns:
-        if p == value or p == "*":
+        if p in (value, "*"):
             return True
         if p.endswith("*"):
             if value.startswith(p[:-1]):
