@@ -9,8 +9,10 @@ which speaks HTTP/2 (without it Envoy accepts the config and silently loses ever
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from meshwatch.localmesh.authz_render import Rendered, http_filter, network_filter
 from meshwatch.localmesh.certs import CertFiles
 from meshwatch.localmesh.topology import Topology, WorkloadSpec
 
@@ -198,6 +200,62 @@ def _service_domains(spec: WorkloadSpec) -> list[str]:
     return names + [f"{n}:{spec.port}" for n in names]
 
 
+def inbound_listener(
+    spec: WorkloadSpec,
+    mine: SidecarPorts,
+    own: CertFiles,
+    flush_seconds: float,
+    rbac: Rendered | None,
+) -> dict[str, Any]:
+    """The sidecar's inbound (mTLS) listener, with the RBAC filter istiod would render from
+    the AuthorizationPolicies that apply to it (``None``: no RBAC filter at all)."""
+    inbound_cluster = f"inbound|{spec.port}||"
+    if spec.protocol == "tcp":
+        filters = [_tcp_proxy("inbound_tcp", inbound_cluster, flush_seconds)]
+        if rbac is not None:
+            filters.insert(0, network_filter(rbac))
+    else:
+        vhosts = [{"name": "inbound", "domains": ["*"], "routes": [_route(inbound_cluster)]}]
+        http_filters = [_set_downstream_peer()]
+        if rbac is not None:
+            http_filters.append(http_filter(rbac))
+        filters = [
+            _hcm(
+                "inbound_http",
+                vhosts,
+                flush_seconds,
+                route_extras={"request_headers_to_remove": [PEER_HEADER]},
+                filters=http_filters,
+            )
+        ]
+    return {
+        "name": "virtualInbound",
+        "address": _address(mine.inbound),
+        "filter_chains": [
+            {
+                "filters": filters,
+                "transport_socket": {
+                    "name": "envoy.transport_sockets.tls",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                        "require_client_certificate": True,
+                        "common_tls_context": _tls_context(own),
+                    },
+                },
+            }
+        ],
+    }
+
+
+LDS_FILE = "listeners.json"
+LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
+
+
+def lds_document(listener: dict[str, Any], version: str) -> dict[str, Any]:
+    """A ``DiscoveryResponse`` holding the inbound listener, as Envoy reads it from a file."""
+    return {"version_info": version, "resources": [{"@type": LISTENER_TYPE, **listener}]}
+
+
 def sidecar_bootstrap(
     spec: WorkloadSpec,
     topology: Topology,
@@ -207,8 +265,13 @@ def sidecar_bootstrap(
     als_port: int,
     flush_seconds: float,
     trust_domain: str = "cluster.local",
+    lds_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """The bootstrap of ``spec``'s sidecar. ``ports``/``certs`` are keyed by workload name."""
+    """The bootstrap of ``spec``'s sidecar. ``ports``/``certs`` are keyed by workload name.
+
+    With ``lds_dir`` the inbound listener comes from ``lds_dir/listeners.json`` (Envoy's
+    file-based LDS, watched: a file moved into the directory replaces it), which is how the
+    local control plane delivers AuthorizationPolicies as RBAC config."""
     mine = ports[spec.name]
     listeners: list[dict[str, Any]] = []
     clusters: list[dict[str, Any]] = [_endpoints(ALS_CLUSTER, [als_port], http2=True)]
@@ -217,39 +280,8 @@ def sidecar_bootstrap(
     if spec.serves:
         inbound_cluster = f"inbound|{spec.port}||"
         clusters.append(_endpoints(inbound_cluster, [mine.app]))
-        if spec.protocol == "tcp":
-            filters = [_tcp_proxy("inbound_tcp", inbound_cluster, flush_seconds)]
-        else:
-            vhosts = [{"name": "inbound", "domains": ["*"], "routes": [_route(inbound_cluster)]}]
-            filters = [
-                _hcm(
-                    "inbound_http",
-                    vhosts,
-                    flush_seconds,
-                    route_extras={"request_headers_to_remove": [PEER_HEADER]},
-                    filters=[_set_downstream_peer()],
-                )
-            ]
-        listeners.append(
-            {
-                "name": "virtualInbound",
-                "address": _address(mine.inbound),
-                "filter_chains": [
-                    {
-                        "filters": filters,
-                        "transport_socket": {
-                            "name": "envoy.transport_sockets.tls",
-                            "typed_config": {
-                                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
-                                "require_client_certificate": True,
-                                "common_tls_context": _tls_context(own),
-                            },
-                        },
-                    }
-                ],
-            }
-        )
-
+        if lds_dir is None:
+            listeners.append(inbound_listener(spec, mine, own, flush_seconds, None))
     virtual_hosts: list[dict[str, Any]] = []
     for host, backends in sorted(topology.services().items()):
         first = backends[0]
@@ -337,4 +369,19 @@ def sidecar_bootstrap(
         },
         "admin": {"address": _address(mine.admin)},
         "static_resources": {"listeners": listeners, "clusters": clusters},
+        **(
+            {
+                "dynamic_resources": {
+                    "lds_config": {
+                        "resource_api_version": "V3",
+                        "path_config_source": {
+                            "path": str(lds_dir / LDS_FILE),
+                            "watched_directory": {"path": str(lds_dir)},
+                        },
+                    }
+                }
+            }
+            if lds_dir is not None and spec.serves
+            else {}
+        ),
     }

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, web
 
@@ -20,9 +22,18 @@ from meshwatch.localmesh.apps import (
     start_echo_server,
     tcp_exchange,
 )
+from meshwatch.localmesh.authz_render import Rendered
+from meshwatch.localmesh.authz_render import Workload as AuthzWorkload
+from meshwatch.localmesh.authz_render import render as render_authz
 from meshwatch.localmesh.binary import envoy_binary
-from meshwatch.localmesh.certs import MeshCA
-from meshwatch.localmesh.envoy_config import SidecarPorts, sidecar_bootstrap
+from meshwatch.localmesh.certs import CertFiles, MeshCA
+from meshwatch.localmesh.envoy_config import (
+    LDS_FILE,
+    SidecarPorts,
+    inbound_listener,
+    lds_document,
+    sidecar_bootstrap,
+)
 from meshwatch.localmesh.topology import Topology, WorkloadSpec
 
 READY_TIMEOUT = 20.0
@@ -54,11 +65,16 @@ class LocalMesh:
     als_port: int
     workdir: Path
     flush_seconds: float = 1.0
+    authz: bool = False
+    """Serve inbound listeners by file-based LDS, so AuthorizationPolicies can be rendered
+    into them as Envoy RBAC (``apply_authz``)."""
     sidecars: dict[str, Sidecar] = field(default_factory=dict)
     external_port: int = 0
     _runners: list[web.AppRunner] = field(default_factory=list)
     _servers: list[asyncio.Server] = field(default_factory=list)
     _session: ClientSession | None = None
+    _certs: dict[str, CertFiles] = field(default_factory=dict)
+    _rendered: dict[str, str] = field(default_factory=dict)
 
     async def __aenter__(self) -> LocalMesh:
         await self.start()
@@ -84,6 +100,7 @@ class LocalMesh:
             for w in self.topology.workloads
         }
         certs = {w.name: ca.issue(w.namespace, w.sa) for w in self.topology.workloads}
+        self._certs = certs
         self.external_port = free_port()
         await self._serve(external_app(), self.external_port)
         binary = envoy_binary()
@@ -97,6 +114,10 @@ class LocalMesh:
                     mine.outbound_http, {short[h]: p for h, p in mine.outbound_tcp.items()}
                 )
                 await self._serve(http_app(spec, upstreams), mine.app)
+            lds_dir = self._lds_dir(spec) if self.authz and spec.serves else None
+            if lds_dir is not None:
+                lds_dir.mkdir(parents=True, exist_ok=True)
+                self._write_lds(spec, mine, Rendered(), "0")
             config = sidecar_bootstrap(
                 spec,
                 self.topology,
@@ -105,6 +126,7 @@ class LocalMesh:
                 self.external_port,
                 self.als_port,
                 self.flush_seconds,
+                lds_dir=lds_dir,
             )
             config_path = self.workdir / f"envoy-{spec.name}.json"
             config_path.write_text(json.dumps(config, indent=1))
@@ -133,6 +155,72 @@ class LocalMesh:
             )
         self._session = ClientSession(timeout=ClientTimeout(total=10))
         await self._wait_ready()
+
+    def _lds_dir(self, spec: WorkloadSpec) -> Path:
+        return self.workdir / "lds" / spec.name
+
+    def _write_lds(
+        self, spec: WorkloadSpec, ports: SidecarPorts, rbac: Rendered, version: str
+    ) -> bool:
+        """Write the inbound listener with ``rbac``; False when nothing changed. The file is
+        written beside the watched directory and renamed into it, so Envoy never reads half."""
+        listener = inbound_listener(spec, ports, self._certs[spec.name], self.flush_seconds, rbac)
+        text = json.dumps(listener, sort_keys=True)
+        if self._rendered.get(spec.name) == text:
+            return False
+        self._rendered[spec.name] = text
+        target = self._lds_dir(spec) / LDS_FILE
+        tmp = target.parent.parent / f".{spec.name}.{LDS_FILE}"
+        tmp.write_text(json.dumps(lds_document(listener, version)))
+        os.replace(tmp, target)
+        return True
+
+    def authz_target(self, spec: WorkloadSpec) -> AuthzWorkload:
+        """The sidecar as the RBAC renderer sees it."""
+        return AuthzWorkload(
+            namespace=spec.namespace,
+            labels={
+                "app": spec.app,
+                "version": spec.version,
+                "service.istio.io/canonical-name": spec.app,
+            },
+            port_map={spec.port: self.sidecars[spec.name].ports.inbound},
+            http=spec.protocol != "tcp",
+        )
+
+    def apply_authz(self, policies: list[dict[str, Any]], version: str) -> dict[str, Rendered]:
+        """Render ``policies`` into every serving sidecar's RBAC; the sidecars whose config
+        changed, with what they got."""
+        changed = {}
+        for name, sidecar in self.sidecars.items():
+            spec = sidecar.spec
+            if not spec.serves:
+                continue
+            rendered = render_authz(policies, self.authz_target(spec))
+            if self._write_lds(spec, sidecar.ports, rendered, version):
+                changed[name] = rendered
+        return changed
+
+    async def listener_version(self, workload: str) -> str | None:
+        """The version of the inbound listener the sidecar has active (LDS from file)."""
+        assert self._session is not None
+        url = f"http://127.0.0.1:{self.sidecars[workload].ports.admin}/config_dump"
+        async with self._session.get(url, params={"resource": "dynamic_listeners"}) as resp:
+            doc = await resp.json(content_type=None)
+        for config in doc.get("configs", []):
+            if config.get("name") == "virtualInbound":
+                active = config.get("active_state") or {}
+                return str(active.get("version_info")) if active else None
+        return None
+
+    async def wait_listener(self, workload: str, version: str, within: float = 10.0) -> float:
+        """Wait until the sidecar runs the inbound listener of ``version``; when that was."""
+        deadline = time.monotonic() + within
+        while await self.listener_version(workload) != version:
+            if time.monotonic() > deadline:
+                raise LocalMeshError(f"{workload} did not take listener version {version}")
+            await asyncio.sleep(0.02)
+        return time.time()
 
     async def _serve(self, app: web.Application, port: int) -> None:
         runner = web.AppRunner(app, access_log=None)
