@@ -30,7 +30,7 @@ from meshwatch.errors import ForeignPolicyError, MeshwatchError, PolicySinkError
 from meshwatch.monitor.core import Monitor
 from meshwatch.monitor.events import AnomalyEnded, AnomalyRaised, Event
 from meshwatch.policy.controlling import Actions, Defence, PolicyStatus
-from meshwatch.policy.objects import ObservedPolicy, load_schema
+from meshwatch.policy.objects import ObservedPolicy
 from meshwatch.policy.params import DefenceMode, DefenceParams, EgressGateway
 from meshwatch.policy.planning import Refusal
 from meshwatch.policy.reporting import DefenceSnapshot, PoliciesDoc, policies_doc
@@ -141,7 +141,6 @@ class DefenceService:
     async def start(self) -> None:
         """Adopt what the sink already holds (a failure is logged; adoption is retried at
         the first resync)."""
-        await asyncio.to_thread(load_schema)
         if self.sink is None:
             log.info("defence %s, no policy sink: plans are shown, not written", self.params.mode)
             return

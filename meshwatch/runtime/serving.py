@@ -27,6 +27,7 @@ from meshwatch.counters import IngestCounters
 from meshwatch.monitor.core import Monitor
 from meshwatch.monitor.readmodel import EdgePolicyDoc, ReadModel
 from meshwatch.policy.controlling import Defence
+from meshwatch.policy.objects import load_schema
 from meshwatch.runtime.defending import DefenceService, build_sink, defence_params
 from meshwatch.runtime.monitoring import MonitorService, build_monitor
 from meshwatch.runtime.pipeline import Pipeline
@@ -104,6 +105,11 @@ class _Control:
 def build_service(settings: Settings) -> Service:
     """The core objects, before anything listens (``ModelError`` for an unusable model)."""
     monitoring = MonitorService(build_monitor(settings), settings)
+    if settings.defence != "off":
+        # Istio's generated schema takes about a second to import. Paid here, before anything
+        # listens, rather than at the first anomaly, where it would hold the GIL while
+        # entries queue up.
+        load_schema()
     defending = DefenceService(
         Defence(defence_params(settings)), build_sink(settings), monitoring.monitor
     )
