@@ -175,6 +175,11 @@ def _parser() -> argparse.ArgumentParser:
         "--duration", type=float, default=0, help="stop after SECONDS (default: run until Ctrl-C)"
     )
     demo.add_argument(
+        "--once",
+        action="store_true",
+        help="stop once both attacks are blocked and the proof is printed (for tests)",
+    )
+    demo.add_argument(
         "--rate", type=float, default=20.0, help="requests per second into the mesh (default 20)"
     )
     audit = sub.add_parser(
@@ -421,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "demo":
             from meshwatch.localmesh.demo import run_demo
 
-            asyncio.run(run_demo(settings, args.duration, args.rate, print_line))
+            asyncio.run(run_demo(settings, args.duration, args.rate, print_line, args.once))
     except SettingsError as exc:
         print(f"meshwatch: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -33,13 +33,19 @@ class SidecarPorts:
     app: int
     outbound_http: int
     outbound_tcp: dict[str, int]  # TCP service FQDN → local listener port
+    inbound_ip: str = LOOPBACK
+    """The "pod IP" of the inbound listener. With its own loopback address a sidecar can
+    listen on the workload's own port, as a pod does, so Envoy reports the destination port
+    Istio would see, even for a request no route served (an RBAC denial)."""
 
 
-def _address(port: int) -> dict[str, Any]:
-    return {"socket_address": {"address": LOOPBACK, "port_value": port}}
+def _address(port: int, ip: str = LOOPBACK) -> dict[str, Any]:
+    return {"socket_address": {"address": ip, "port_value": port}}
 
 
-def _endpoints(name: str, ports: list[int], http2: bool = False) -> dict[str, Any]:
+def _endpoints(
+    name: str, ports: list[int], http2: bool = False, ips: list[str] | None = None
+) -> dict[str, Any]:
     cluster: dict[str, Any] = {
         "name": name,
         "type": "STATIC",
@@ -47,7 +53,12 @@ def _endpoints(name: str, ports: list[int], http2: bool = False) -> dict[str, An
         "load_assignment": {
             "cluster_name": name,
             "endpoints": [
-                {"lb_endpoints": [{"endpoint": {"address": _address(p)}} for p in ports]}
+                {
+                    "lb_endpoints": [
+                        {"endpoint": {"address": _address(p, ip)}}
+                        for p, ip in zip(ports, ips or [LOOPBACK] * len(ports), strict=True)
+                    ]
+                }
             ],
         },
     }
@@ -230,7 +241,7 @@ def inbound_listener(
         ]
     return {
         "name": "virtualInbound",
-        "address": _address(mine.inbound),
+        "address": _address(mine.inbound, mine.inbound_ip),
         "filter_chains": [
             {
                 "filters": filters,
@@ -287,7 +298,11 @@ def sidecar_bootstrap(
         first = backends[0]
         cluster_name = f"outbound|{first.port}||{host}"
         sans = sorted({f"spiffe://{trust_domain}/ns/{b.namespace}/sa/{b.sa}" for b in backends})
-        cluster = _endpoints(cluster_name, [ports[b.name].inbound for b in backends])
+        cluster = _endpoints(
+            cluster_name,
+            [ports[b.name].inbound for b in backends],
+            ips=[ports[b.name].inbound_ip for b in backends],
+        )
         cluster["transport_socket"] = {
             "name": "envoy.transport_sockets.tls",
             "typed_config": {

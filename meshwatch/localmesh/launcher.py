@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import json
 import os
+import random
+import re
 import socket
 import time
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ from meshwatch.localmesh.envoy_config import (
 from meshwatch.localmesh.topology import Topology, WorkloadSpec
 
 READY_TIMEOUT = 20.0
+_RBAC_NAMES = re.compile(r'"(ns\[[^"\]]+\]-policy\[[^"\]]+\]-rule\[\d+\])"')
 
 
 def free_port() -> int:
@@ -44,6 +47,23 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _pod_ips(count: int) -> list[str]:
+    """Loopback addresses, one per sidecar ("pod IPs"), in a /24 of 127/8 picked at random and
+    checked free on the workload ports, so two local meshes on one machine do not collide."""
+    rng = random.Random()  # noqa: S311 (address choice, not secrets)
+    for _ in range(50):
+        base = f"127.{rng.randint(1, 254)}.{rng.randint(0, 254)}"
+        ips = [f"{base}.{i + 2}" for i in range(count)]
+        try:
+            for ip in ips:
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                    sock.bind((ip, 0))
+        except OSError:
+            continue
+        return ips
+    raise LocalMeshError("no free loopback /24 for the local mesh's pod addresses")
 
 
 @dataclass
@@ -89,15 +109,17 @@ class LocalMesh:
         ca = MeshCA(self.workdir / "certs")
         services = self.topology.services()
         tcp_hosts = [h for h, ws in services.items() if ws[0].protocol == "tcp"]
+        pod_ips = _pod_ips(len(self.topology.workloads)) if self.authz else None
         ports = {
             w.name: SidecarPorts(
                 admin=free_port(),
-                inbound=free_port(),
+                inbound=w.port if pod_ips else free_port(),
                 app=free_port(),
                 outbound_http=free_port(),
                 outbound_tcp={h: free_port() for h in tcp_hosts},
+                **({"inbound_ip": pod_ips[i]} if pod_ips else {}),
             )
-            for w in self.topology.workloads
+            for i, w in enumerate(self.topology.workloads)
         }
         certs = {w.name: ca.issue(w.namespace, w.sa) for w in self.topology.workloads}
         self._certs = certs
@@ -184,7 +206,7 @@ class LocalMesh:
                 "version": spec.version,
                 "service.istio.io/canonical-name": spec.app,
             },
-            port_map={spec.port: self.sidecars[spec.name].ports.inbound},
+            port_map={spec.port: self.sidecars[spec.name].ports.inbound},  # the same with pod IPs
             http=spec.protocol != "tcp",
         )
 
@@ -201,24 +223,23 @@ class LocalMesh:
                 changed[name] = rendered
         return changed
 
-    async def listener_version(self, workload: str) -> str | None:
-        """The version of the inbound listener the sidecar has active (LDS from file)."""
+    async def active_rbac(self, workload: str) -> set[str]:
+        """The RBAC policy names (enforced and shadow) in the sidecar's active inbound
+        listener, read from its admin ``config_dump``. (Its ``version_info`` is no witness:
+        Envoy keeps the old one when it updates a listener's filter chains in place.)"""
         assert self._session is not None
         url = f"http://127.0.0.1:{self.sidecars[workload].ports.admin}/config_dump"
         async with self._session.get(url, params={"resource": "dynamic_listeners"}) as resp:
-            doc = await resp.json(content_type=None)
-        for config in doc.get("configs", []):
-            if config.get("name") == "virtualInbound":
-                active = config.get("active_state") or {}
-                return str(active.get("version_info")) if active else None
-        return None
+            text = await resp.text()
+        return set(_RBAC_NAMES.findall(text))
 
-    async def wait_listener(self, workload: str, version: str, within: float = 10.0) -> float:
-        """Wait until the sidecar runs the inbound listener of ``version``; when that was."""
+    async def wait_listener(self, workload: str, rendered: Rendered, within: float = 10.0) -> float:
+        """Wait until the sidecar enforces exactly ``rendered``; when that was."""
+        wanted = set(rendered.rules) | set(rendered.shadow)
         deadline = time.monotonic() + within
-        while await self.listener_version(workload) != version:
+        while await self.active_rbac(workload) != wanted:
             if time.monotonic() > deadline:
-                raise LocalMeshError(f"{workload} did not take listener version {version}")
+                raise LocalMeshError(f"{workload} did not take the rendered RBAC config")
             await asyncio.sleep(0.02)
         return time.time()
 

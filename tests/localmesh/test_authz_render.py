@@ -219,8 +219,8 @@ async def test_rendered_denies_block_the_attacker_in_real_envoys(tmp_path: Path)
         ]
         changed = mesh.apply_authz(policies, "7")
         assert set(changed) == {"ratings-v1", "details-v1"}  # only the sidecars selected
-        await mesh.wait_listener("ratings-v1", "7")
-        await mesh.wait_listener("details-v1", "7")
+        await mesh.wait_listener("ratings-v1", changed["ratings-v1"])
+        await mesh.wait_listener("details-v1", changed["details-v1"])
         await asyncio.sleep(1.2)  # the old listener drains (--drain-time-s 1)
         status, body = await mesh.request("productpage-v1", "ratings:9080", "/ratings/0")
         assert status == 403 and b"RBAC" in body
@@ -234,7 +234,7 @@ async def test_rendered_denies_block_the_attacker_in_real_envoys(tmp_path: Path)
             name.endswith("shadow_denied") and value >= 1 for name, value in stats.items()
         ), stats
         # policies withdrawn: traffic flows again
-        mesh.apply_authz([], "8")
-        await mesh.wait_listener("ratings-v1", "8")
+        changed = mesh.apply_authz([], "8")
+        await mesh.wait_listener("ratings-v1", changed["ratings-v1"])
         await asyncio.sleep(1.2)
         assert (await mesh.request("productpage-v1", "ratings:9080", "/ratings/0"))[0] == 200
