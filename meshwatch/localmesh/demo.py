@@ -33,6 +33,9 @@ DEMO_DEFAULTS = {"window": "2", "mode": "observe", "learn_for": "40s", "defence"
 loop in about two minutes. Any explicit setting (flag, environment, file) still wins."""
 DEMO_RATE = 20.0
 ONCE_LIMIT = 90.0
+DEMO_FLUSH = 0.5
+"""Sidecars flush access logs every half second (Istio's default is one): detection of a
+novel edge waits for the flush that carries its first call."""
 PROGRESS_SECONDS = 5.0
 
 PATHS = (
@@ -159,7 +162,9 @@ async def _run(
     async with asyncio.TaskGroup() as tasks:
         serving = tasks.create_task(run_service(service, on_ready))
         await ready.wait()
-        async with LocalMesh(BOOKINFO, service.als_port, workdir / "mesh", authz=True) as mesh:
+        async with LocalMesh(
+            BOOKINFO, service.als_port, workdir / "mesh", flush_seconds=DEMO_FLUSH, authz=True
+        ) as mesh:
             plane = LocalControlPlane(mesh, api.url, api.emulator.token)
             plane.on_live.append(story.on_live)
             control = tasks.create_task(plane.run())

@@ -60,7 +60,7 @@ class Story:
     normal: Counts = field(default_factory=Counts)
     detected: dict[EdgeKey, float] = field(default_factory=dict)
     accepted: dict[EdgeKey, float] = field(default_factory=dict)
-    live: dict[str, float] = field(default_factory=dict)  # policy name -> live in Envoy
+    live: list[tuple[str, float]] = field(default_factory=list)  # (policy name, when live)
     policies: dict[EdgeKey, str] = field(default_factory=dict)
 
     # -- hooks -------------------------------------------------------------------------
@@ -87,14 +87,16 @@ class Story:
         self.say("  " + text.replace("\n", "\n  "))
 
     def on_live(self, delivery: Delivery) -> None:
-        for key in delivery.rendered.rules:
-            name = key.split("-policy[", 1)[1].split("]", 1)[0]
-            if name not in self.live:
-                self.live[name] = delivery.at
-                self.say(
-                    f"LIVE {name} is enforced by Envoy RBAC in {delivery.workload} "
-                    f"(listener version {delivery.version})"
-                )
+        names = sorted(
+            {k.split("-policy[", 1)[1].split("]", 1)[0] for k in delivery.rendered.rules}
+        )
+        for name in names:
+            self.live.append((name, delivery.at))
+        if names:
+            self.say(
+                f"LIVE in Envoy: {delivery.workload} enforces {', '.join(names)} "
+                f"({len(delivery.rendered.rules)} RBAC rules, config version {delivery.version})"
+            )
 
     # -- the attacks ---------------------------------------------------------------------
 
@@ -142,7 +144,10 @@ class Story:
         accepted = self.accepted.get(edge)
         if accepted:
             parts.append(f"policy accepted by the API +{accepted - started:.1f} s")
-        live = self.live.get(self.policies.get(edge, ""))
+        name = self.policies.get(edge, "")
+        live = min(
+            (at for n, at in self.live if n == name and accepted and at >= accepted), default=None
+        )
         if live:
             parts.append(f"live in Envoy +{live - started:.1f} s")
         if first_denied:
