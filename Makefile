@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 .PHONY: install demo test lint typecheck contracts pytest bench evaluate model clean
 
 $(STAMP): pyproject.toml
+	@echo "meshwatch: installing meshwatch and its dependencies into $(VENV) (first run, or pyproject.toml changed; a few minutes)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
