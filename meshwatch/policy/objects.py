@@ -35,6 +35,12 @@ EXPIRES = "meshwatch.io/expires"
 FIELD_MANAGER = "meshwatch"
 
 
+def is_managed(obj: Mapping[str, Any]) -> bool:
+    """Whether an object carries meshwatch's label (the only ones it may change)."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return bool(labels.get(MANAGED_BY[0]) == MANAGED_BY[1])
+
+
 class PolicyInvalid(MeshwatchError):
     """A generated object does not pass Istio's schema (a meshwatch bug: never pushed)."""
 
@@ -135,11 +141,10 @@ class ObservedPolicy:
     @classmethod
     def of(cls, obj: Mapping[str, Any]) -> ObservedPolicy:
         meta = obj.get("metadata") or {}
-        labels = meta.get("labels") or {}
         return cls(
             namespace=str(meta.get("namespace") or "default"),
             name=str(meta.get("name") or ""),
-            managed=labels.get(MANAGED_BY[0]) == MANAGED_BY[1],
+            managed=is_managed(obj),
             annotations={str(k): str(v) for k, v in (meta.get("annotations") or {}).items()},
             spec=dict(obj.get("spec") or {}),
         )

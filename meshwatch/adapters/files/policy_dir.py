@@ -20,16 +20,10 @@ from typing import Any
 import yaml
 
 from meshwatch.errors import ForeignPolicyError, PolicySinkError
+from meshwatch.policy.objects import is_managed
 
 log = logging.getLogger(__name__)
-MANAGED_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_VALUE = "meshwatch"
 _SAFE = re.compile(r"^[a-z0-9]([a-z0-9.\-]*[a-z0-9])?$")
-
-
-def _managed(obj: Mapping[str, Any]) -> bool:
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    return bool(labels.get(MANAGED_LABEL) == MANAGED_VALUE)
 
 
 class DirectoryPolicySink:
@@ -62,7 +56,7 @@ class DirectoryPolicySink:
         out = []
         for path in sorted(self.directory.glob("*.yaml")):
             doc = self._read(path)
-            if doc is not None and doc.get("kind") == "AuthorizationPolicy" and _managed(doc):
+            if doc is not None and doc.get("kind") == "AuthorizationPolicy" and is_managed(doc):
                 out.append(doc)
         return out
 
@@ -71,7 +65,7 @@ class DirectoryPolicySink:
         target = self.path(str(meta["namespace"]), str(meta["name"]))
         if target.exists():
             current = self._read(target)
-            if current is None or not _managed(current):
+            if current is None or not is_managed(current):
                 raise ForeignPolicyError(f"{target} exists and is not managed by meshwatch")
         text = yaml.safe_dump(dict(obj), sort_keys=False)
         try:
@@ -94,7 +88,7 @@ class DirectoryPolicySink:
         if not target.exists():
             return False
         current = self._read(target)
-        if current is None or not _managed(current):
+        if current is None or not is_managed(current):
             raise ForeignPolicyError(f"{target} is not managed by meshwatch: not removed")
         try:
             target.unlink()

@@ -271,27 +271,32 @@ def list_policies(
     return [dict(item) for item in listing.get("items", []) if isinstance(item, Mapping)]
 
 
+def _absent_on_404(what: str, fn: Any, *args: Any, **kwargs: Any) -> tuple[bool, Any]:
+    """(found, result) of a call where 404 means "not there", not an error."""
+    try:
+        return True, _call(what, fn, *args, **kwargs)
+    except KubeError as exc:
+        if exc.status == 404:
+            return False, None
+        raise
+
+
 def get_policy(
     api: kubernetes.client.ApiClient, namespace: str, name: str, timeout: Timeout = REQUEST_TIMEOUT
 ) -> dict[str, Any] | None:
     """The object, or ``None`` when there is none (404)."""
     custom = kubernetes.client.CustomObjectsApi(api)
-    try:
-        found = _call(
-            f"get AuthorizationPolicy {namespace}/{name}",
-            custom.get_namespaced_custom_object,
-            AUTHZ_GROUP,
-            AUTHZ_VERSION,
-            namespace,
-            AUTHZ_PLURAL,
-            name,
-            _request_timeout=timeout,
-        )
-    except KubeError as exc:
-        if exc.status == 404:
-            return None
-        raise
-    return dict(found)
+    found, obj = _absent_on_404(
+        f"get AuthorizationPolicy {namespace}/{name}",
+        custom.get_namespaced_custom_object,
+        AUTHZ_GROUP,
+        AUTHZ_VERSION,
+        namespace,
+        AUTHZ_PLURAL,
+        name,
+        _request_timeout=timeout,
+    )
+    return dict(obj) if found else None
 
 
 def apply_policy(
@@ -331,19 +336,14 @@ def delete_policy(
 ) -> bool:
     """Delete; ``False`` when it was already gone (404)."""
     custom = kubernetes.client.CustomObjectsApi(api)
-    try:
-        _call(
-            f"delete AuthorizationPolicy {namespace}/{name}",
-            custom.delete_namespaced_custom_object,
-            AUTHZ_GROUP,
-            AUTHZ_VERSION,
-            namespace,
-            AUTHZ_PLURAL,
-            name,
-            _request_timeout=timeout,
-        )
-    except KubeError as exc:
-        if exc.status == 404:
-            return False
-        raise
-    return True
+    found, _ = _absent_on_404(
+        f"delete AuthorizationPolicy {namespace}/{name}",
+        custom.delete_namespaced_custom_object,
+        AUTHZ_GROUP,
+        AUTHZ_VERSION,
+        namespace,
+        AUTHZ_PLURAL,
+        name,
+        _request_timeout=timeout,
+    )
+    return found

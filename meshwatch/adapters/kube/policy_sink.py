@@ -28,11 +28,10 @@ from meshwatch.adapters.kube.client import (
     list_policies,
 )
 from meshwatch.errors import ForeignPolicyError, PolicySinkError
+from meshwatch.policy.objects import MANAGED_BY, is_managed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-MANAGED_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_VALUE = "meshwatch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +46,6 @@ class Backoff:
 
 def _retryable(exc: KubeError) -> bool:
     return exc.status in (0, 429) or exc.status >= 500
-
-
-def _managed(obj: Mapping[str, Any]) -> bool:
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    return bool(labels.get(MANAGED_LABEL) == MANAGED_VALUE)
 
 
 class KubePolicySink:
@@ -87,7 +81,7 @@ class KubePolicySink:
     def list(self) -> list[dict[str, Any]]:
         return self._with_retries(
             "list policies",
-            lambda: list_policies(self.api, f"{MANAGED_LABEL}={MANAGED_VALUE}", self.timeout),
+            lambda: list_policies(self.api, f"{MANAGED_BY[0]}={MANAGED_BY[1]}", self.timeout),
         )
 
     def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -96,7 +90,7 @@ class KubePolicySink:
         current = self._with_retries(
             f"read {namespace}/{name}", lambda: get_policy(self.api, namespace, name, self.timeout)
         )
-        if current is not None and not _managed(current):
+        if current is not None and not is_managed(current):
             raise ForeignPolicyError(
                 f"AuthorizationPolicy {namespace}/{name} exists and is not managed by meshwatch"
             )
@@ -120,7 +114,7 @@ class KubePolicySink:
         )
         if current is None:
             return False
-        if not _managed(current):
+        if not is_managed(current):
             raise ForeignPolicyError(
                 f"AuthorizationPolicy {namespace}/{name} is not managed by meshwatch: not deleted"
             )
