@@ -532,27 +532,21 @@ def _policies(args: argparse.Namespace) -> int:
 
 
 def _promote(url: str, token: str) -> int:
-    import json
-    import urllib.error
-    import urllib.request
+    from meshwatch.runtime.policy_commands import Target, call_api
 
     if not url.startswith(("http://", "https://")):
         print(f"meshwatch: --url must be http(s), got {url!r}", file=sys.stderr)
         return EXIT_USAGE
-    request = urllib.request.Request(  # noqa: S310 (scheme checked above)
-        f"{url.rstrip('/')}/api/v1/baseline/promote", method="POST", data=b""
-    )
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310 (the user's own API URL)
-            doc = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")
-        print(f"meshwatch: promote refused ({exc.code}): {detail}", file=sys.stderr)
-        return EXIT_FAILURE
-    except urllib.error.URLError as exc:
-        print(f"meshwatch: cannot reach {url}: {exc.reason}", file=sys.stderr)
+        doc = call_api(
+            Target(url=url, token=token, direct_hint=False),
+            "POST",
+            "/api/v1/baseline/promote",
+            what="promote",
+            timeout=120,  # a fit can take a while
+        )
+    except MeshwatchError as exc:
+        print(f"meshwatch: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     card = doc.get("model") or {}
     print_line(

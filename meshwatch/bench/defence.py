@@ -144,8 +144,7 @@ def run_defence_benchmark(anomalies: int = 100) -> list[str]:
     load_schema()
     logging.getLogger("meshwatch.runtime.defending").setLevel(logging.ERROR)  # one line a policy
     with EmulatorThread() as cluster, tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "kubeconfig"
-        config.write_text(cluster.kubeconfig())
+        config = cluster.write_kubeconfig(Path(tmp) / "kubeconfig")
         latencies = asyncio.run(_latencies(anomalies, str(config)))
     ordered = sorted(latencies)
     p50 = statistics.median(ordered) * 1000

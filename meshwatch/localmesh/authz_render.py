@@ -20,12 +20,14 @@ The local mesh listens on loopback ports of its own, not on the workload's port:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-DRY_RUN = "istio.io/dry-run"
-HTTP_ONLY = frozenset({"paths", "notPaths", "methods", "notMethods", "hosts", "notHosts"})
+from meshwatch.istio.policies import HTTP_ONLY_FIELDS
+from meshwatch.policy.simulating import is_dry_run, selects
+
 SOURCE_FIELDS = frozenset({"principals", "notPrincipals", "namespaces", "notNamespaces"})
 OPERATION_FIELDS = frozenset(
     {"ports", "notPorts", "paths", "notPaths", "methods", "notMethods", "hosts", "notHosts"}
@@ -48,11 +50,23 @@ class Workload:
     root_namespace: str = "istio-system"
 
 
+RULE_KEY = re.compile(r"ns\[([^\]]+)\]-policy\[([^\]]+)\]-rule\[(\d+)\]")
+"""Envoy policy keys name the Istio policy and rule they come from, as istiod's do."""
+
+
+def rule_key(namespace: str, name: str, index: int) -> str:
+    return f"ns[{namespace}]-policy[{name}]-rule[{index}]"
+
+
 @dataclass
 class Rendered:
-    rules: dict[str, Any] = field(default_factory=dict)  # policy name -> Envoy Policy
+    rules: dict[str, Any] = field(default_factory=dict)  # rule key -> Envoy Policy
     shadow: dict[str, Any] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+
+    def enforced_policies(self) -> list[str]:
+        """Names of the Istio policies whose rules are enforced (not shadow)."""
+        return sorted({m.group(2) for m in map(RULE_KEY.fullmatch, self.rules) if m})
 
 
 def string_match(pattern: str, prefix: str = "") -> dict[str, Any]:
@@ -95,12 +109,10 @@ def _principal(source: Mapping[str, Any]) -> dict[str, Any]:
             ]
         matcher = _or(one, "or_ids", "ids")
         ids.append({"not_id": matcher} if name.startswith("not") else matcher)
-    return ANY if not ids else _or(ids, "and_ids", "ids") if len(ids) > 1 else ids[0]
+    return _or(ids, "and_ids", "ids") if ids else ANY
 
 
 def _regex(pattern: str) -> str:
-    import re
-
     if pattern == "*":
         return "[^/]+"
     body = re.escape(pattern.strip("*"))
@@ -118,7 +130,7 @@ def _permission(operation: Mapping[str, Any], workload: Workload) -> dict[str, A
     rules: list[dict[str, Any]] = []
     for name, value in operation.items():
         patterns = [str(v) for v in value]
-        if name in HTTP_ONLY and not workload.http:
+        if name in HTTP_ONLY_FIELDS and not workload.http:
             continue  # Istio drops HTTP-only fields of a DENY rule on TCP: it denies more
         base = name[3].lower() + name[4:] if name.startswith("not") else name
         one: list[dict[str, Any]]
@@ -142,18 +154,11 @@ def _permission(operation: Mapping[str, Any], workload: Workload) -> dict[str, A
             ]
         matcher = _or(one, "or_rules", "rules")
         rules.append({"not_rule": matcher} if name.startswith("not") else matcher)
-    if not rules:
-        return ANY
-    return rules[0] if len(rules) == 1 else {"and_rules": {"rules": rules}}
+    return _or(rules, "and_rules", "rules") if rules else ANY
 
 
 def applies(policy: Mapping[str, Any], workload: Workload) -> bool:
-    meta = policy.get("metadata") or {}
-    namespace = str(meta.get("namespace") or "default")
-    if namespace not in (workload.namespace, workload.root_namespace):
-        return False
-    selector = ((policy.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-    return all(workload.labels.get(str(k)) == str(v) for k, v in selector.items())
+    return selects(policy, workload.namespace, workload.labels, workload.root_namespace)
 
 
 def render_policy(policy: Mapping[str, Any], workload: Workload) -> list[dict[str, Any]]:
@@ -190,16 +195,15 @@ def render(policies: Sequence[Mapping[str, Any]], workload: Workload) -> Rendere
         if not applies(policy, workload):
             continue
         meta = policy.get("metadata") or {}
-        name = f"ns[{meta.get('namespace', 'default')}]-policy[{meta.get('name', '')}]"
+        namespace, name = str(meta.get("namespace", "default")), str(meta.get("name", ""))
         try:
             rendered = render_policy(policy, workload)
         except (Unsupported, ValueError, TypeError, AttributeError) as exc:
-            out.skipped.append(f"{name}: {exc}")
+            out.skipped.append(f"{namespace}/{name}: {exc}")
             continue
-        dry = str((meta.get("annotations") or {}).get(DRY_RUN, "")).lower() == "true"
-        target = out.shadow if dry else out.rules
+        target = out.shadow if is_dry_run(policy) else out.rules
         for i, envoy_policy in enumerate(rendered):
-            target[f"{name}-rule[{i}]"] = envoy_policy
+            target[rule_key(namespace, name, i)] = envoy_policy
     return out
 
 

@@ -45,7 +45,6 @@ class LocalControlPlane:
     token: str
     interval: float = 0.1
     on_live: list[Callable[[Delivery], None]] = field(default_factory=list)
-    deliveries: list[Delivery] = field(default_factory=list)
     errors: int = 0
     _version: str = ""
     _waiting: set[asyncio.Task[None]] = field(default_factory=set)
@@ -86,7 +85,6 @@ class LocalControlPlane:
                 log.warning("%s", exc)
             return
         delivery = Delivery(workload, version, rendered, at)
-        self.deliveries.append(delivery)
         for hook in self.on_live:
             with contextlib.suppress(Exception):
                 hook(delivery)
@@ -96,11 +94,3 @@ class LocalControlPlane:
         for task in list(self._waiting):
             task.cancel()
         await asyncio.gather(*self._waiting, return_exceptions=True)
-
-    def live_since(self, workload: str, policy_name: str) -> float | None:
-        """When a sidecar first ran a config enforcing rules of ``policy_name``."""
-        marker = f"-policy[{policy_name}]-"
-        for delivery in self.deliveries:
-            if delivery.workload == workload and any(marker in k for k in delivery.rendered.rules):
-                return delivery.at
-        return None

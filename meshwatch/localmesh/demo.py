@@ -135,8 +135,7 @@ async def run_demo(
     with tempfile.TemporaryDirectory(prefix="meshwatch-demo-") as tmp, EmulatorThread() as api:
         workdir = Path(tmp)
         if settings.policy_dir is None and not settings.policy_kube:
-            config = workdir / "kubeconfig"
-            config.write_text(api.kubeconfig())
+            config = api.write_kubeconfig(workdir / "kubeconfig")
             settings = replace(settings, policy_kube=True, kubeconfig=config)
         await _run(settings, duration, rate, say, once, workdir, api)
 

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -582,6 +583,11 @@ class EmulatorThread:
 
     def kubeconfig(self) -> str:
         return kubeconfig(self.url, self.emulator.token)
+
+    def write_kubeconfig(self, path: Path) -> Path:
+        """A kubeconfig file pointing the official client at this emulator."""
+        path.write_text(self.kubeconfig())
+        return path
 
     def __enter__(self) -> EmulatorThread:
         return self.start()

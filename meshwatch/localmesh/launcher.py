@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import random
-import re
 import socket
 import time
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from meshwatch.localmesh.apps import (
     start_echo_server,
     tcp_exchange,
 )
-from meshwatch.localmesh.authz_render import Rendered
+from meshwatch.localmesh.authz_render import RULE_KEY, Rendered
 from meshwatch.localmesh.authz_render import Workload as AuthzWorkload
 from meshwatch.localmesh.authz_render import render as render_authz
 from meshwatch.localmesh.binary import envoy_binary
@@ -39,7 +38,6 @@ from meshwatch.localmesh.envoy_config import (
 from meshwatch.localmesh.topology import Topology, WorkloadSpec
 
 READY_TIMEOUT = 20.0
-_RBAC_NAMES = re.compile(r'"(ns\[[^"\]]+\]-policy\[[^"\]]+\]-rule\[\d+\])"')
 
 
 def free_port() -> int:
@@ -231,7 +229,7 @@ class LocalMesh:
         url = f"http://127.0.0.1:{self.sidecars[workload].ports.admin}/config_dump"
         async with self._session.get(url, params={"resource": "dynamic_listeners"}) as resp:
             text = await resp.text()
-        return set(_RBAC_NAMES.findall(text))
+        return {m.group(0) for m in RULE_KEY.finditer(text)}
 
     async def wait_listener(self, workload: str, rendered: Rendered, within: float = 10.0) -> float:
         """Wait until the sidecar enforces exactly ``rendered``; when that was."""

@@ -11,7 +11,7 @@ which keeps a policy in dry-run just as collateral does.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,8 +78,14 @@ def normal_traffic(
     actors: Actors,
     recent: Iterable[Call],
     params: DefenceParams,
+    destinations: Collection[str] | None = None,
 ) -> NormalTraffic:
+    """The normal calls, to ``destinations`` only when given (the nodes proposed policies
+    protect: a reconcile replays the calls that matter, not the whole baseline)."""
     traffic = NormalTraffic()
+
+    def wanted(node: str) -> bool:
+        return destinations is None or node in destinations
 
     def actor(node_id: str) -> Workload | None:
         found = actors(node_id)
@@ -90,7 +96,7 @@ def normal_traffic(
     if baseline is not None:
         for edge in sorted(baseline.known_edges):
             where = _destination(edge.destination, actor(edge.destination), params)
-            if where is None:
+            if where is None or not wanted(where[0]):
                 continue
             node, namespace, labels, host = where
             source = actor(edge.source)
@@ -114,7 +120,7 @@ def normal_traffic(
                 traffic.add(Request(*common, path=example_path(template), host=host))
     for call in recent:
         where = _destination(call.destination.id, call.destination, params)
-        if where is None or not call.source.principal:
+        if where is None or not call.source.principal or not wanted(where[0]):
             continue
         node, namespace, labels, host = where
         traffic.add(

@@ -22,7 +22,7 @@ Nothing is dropped silently: every tracked threat ends as a written policy or a 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,7 +76,6 @@ class Defence:
     def __init__(self, params: DefenceParams) -> None:
         self.params = params
         self.tracked: dict[Key, Tracked] = {}
-        self.approved: set[EdgeKey] = set()
         self.admitted: set[Key] = set()
         self.admissions: deque[float] = deque()
         self.last = Actions()
@@ -84,8 +83,6 @@ class Defence:
     # -- what detection says -------------------------------------------------------------
 
     def raised(self, anomaly: Anomaly, now: float) -> None:
-        if anomaly.edge in self.approved:
-            return
         threat = threat_of(anomaly)
         key = (anomaly.edge, threat)
         current = self.tracked.get(key)
@@ -116,19 +113,26 @@ class Defence:
             current.last_active = max(current.last_active, anomaly.last_seen)
             current.expires = current.last_active + self.params.ttl
 
+    def _on(self, edge: EdgeKey) -> Iterator[Tracked]:
+        """The tracked threats on one edge (at most one per kind of threat)."""
+        for threat in Threat:
+            current = self.tracked.get((edge, threat))
+            if current is not None:
+                yield current
+
     def still_active(self, edges: Iterable[EdgeKey], now: float) -> None:
         """Edges whose incidents are still open: their denies persist."""
         for edge in edges:
-            for threat in Threat:
-                current = self.tracked.get((edge, threat))
-                if current is not None and current.open:
+            for current in self._on(edge):
+                if current.open:
                     current.last_active = now
                     current.expires = now + self.params.ttl
 
     # -- what operators say ---------------------------------------------------------------
 
     def approve(self, source: str, destination: str, port: int | None) -> list[EdgeKey]:
-        """Accept edges as normal: their threats and denies are lifted at the next reconcile."""
+        """Accept edges as normal: their threats and denies are lifted at the next reconcile.
+        (That they raise nothing again is detection's part: the baseline holds approvals.)"""
         lifted = [
             k
             for k in self.tracked
@@ -139,8 +143,6 @@ class Defence:
         for key in lifted:
             del self.tracked[key]
             self.admitted.discard(key)
-        if port is not None:
-            self.approved.add(EdgeKey(source, destination, port))
         return sorted({k[0] for k in lifted})
 
     def revoke(self, name: str | None, namespace: str | None = None) -> list[str]:
@@ -150,10 +152,8 @@ class Defence:
             if (name is None or status.name == name) and namespace in (None, status.namespace):
                 revoked.append(f"{status.namespace}/{status.name}")
                 for edge in status.edges:
-                    for threat in Threat:
-                        current = self.tracked.get((edge, threat))
-                        if current is not None:
-                            current.revoked = True
+                    for current in self._on(edge):
+                        current.revoked = True
         return revoked
 
     def adopt(self, observed: Iterable[ObservedPolicy]) -> int:
@@ -190,7 +190,11 @@ class Defence:
         policies = self._rate_capped(planned.policies, now, refusals)
         policies = self._policy_capped(policies, observed, refusals)
         existing = [p.as_object() for p in observed.values() if not p.managed]
-        traffic = normal_traffic(baseline, actors, recent(), params) if policies else None
+        traffic = (
+            normal_traffic(baseline, actors, recent(), params, {p.destination for p in policies})
+            if policies
+            else None
+        )
         actions = Actions(refusals=refusals)
         desired: set[tuple[str, str]] = set()
         for policy in policies:

@@ -80,16 +80,22 @@ def is_dry_run(policy: Mapping[str, Any]) -> bool:
     return str(annotations.get(DRY_RUN_ANNOTATION, "")).lower() == "true"
 
 
-def applies(policy: Mapping[str, Any], request: Request, root_namespace: str) -> bool:
-    namespace = str(_meta(policy).get("namespace") or "default")
-    if namespace not in (request.destination_namespace, root_namespace):
+def selects(
+    policy: Mapping[str, Any], namespace: str, labels: Mapping[str, str], root_namespace: str
+) -> bool:
+    """Whether ``policy`` applies to a workload: it lives in the workload's namespace (or
+    the root namespace) and its ``selector.matchLabels``, if any, are among the labels."""
+    if str(_meta(policy).get("namespace") or "default") not in (namespace, root_namespace):
         return False
     selector = _spec(policy).get("selector")
     match_labels = selector.get("matchLabels") if isinstance(selector, Mapping) else None
-    if not match_labels:
-        return True
-    labels = dict(request.destination_labels)
-    return all(labels.get(str(k)) == str(v) for k, v in match_labels.items())
+    return all(labels.get(str(k)) == str(v) for k, v in (match_labels or {}).items())
+
+
+def applies(policy: Mapping[str, Any], request: Request, root_namespace: str) -> bool:
+    return selects(
+        policy, request.destination_namespace, dict(request.destination_labels), root_namespace
+    )
 
 
 def _values(block: Mapping[str, Any], name: str) -> list[str] | None:
@@ -143,28 +149,23 @@ def _operation_matches(operation: Mapping[str, Any], request: Request, deny: boo
     return True
 
 
+def _any_entry(
+    entries: Any,
+    key: str,
+    matches: Any,
+    request: Request,
+    deny: bool,
+) -> bool:
+    """``from`` or ``to``: absent or empty matches everything, else any entry must match."""
+    if not isinstance(entries, list) or not entries:
+        return True
+    return any(matches(e.get(key) or {}, request, deny) for e in entries if isinstance(e, Mapping))
+
+
 def rule_matches(rule: Mapping[str, Any], request: Request, deny: bool) -> bool:
-    sources = rule.get("from")
-    if (
-        isinstance(sources, list)
-        and sources
-        and not any(
-            _source_matches(s.get("source") or {}, request, deny)
-            for s in sources
-            if isinstance(s, Mapping)
-        )
-    ):
+    if not _any_entry(rule.get("from"), "source", _source_matches, request, deny):
         return False
-    operations = rule.get("to")
-    if (
-        isinstance(operations, list)
-        and operations
-        and not any(
-            _operation_matches(o.get("operation") or {}, request, deny)
-            for o in operations
-            if isinstance(o, Mapping)
-        )
-    ):
+    if not _any_entry(rule.get("to"), "operation", _operation_matches, request, deny):
         return False
     if rule.get("when"):
         return deny

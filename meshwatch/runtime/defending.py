@@ -110,6 +110,7 @@ class DefenceService:
         self.observed: dict[tuple[str, str], ObservedPolicy] = {}
         self.foreign: dict[tuple[str, str], ObservedPolicy] = {}
         self.last = Actions()
+        self._by_edge: dict[EdgeKey, PolicyStatus] = {}
         self._wake = asyncio.Event()
         self.started = asyncio.Event()
         """Set once the schema is loaded and the sink's policies adopted."""
@@ -197,6 +198,7 @@ class DefenceService:
         if self.sink is not None:
             await self._perform(actions, now)
         self.last = actions
+        self._by_edge = {edge: status for status in actions.policies for edge in status.edges}
         return actions
 
     def actors(self, node_id: str) -> Workload | None:
@@ -288,10 +290,8 @@ class DefenceService:
         return revoked
 
     def policy_of(self, edge: EdgeKey) -> PolicyStatus | None:
-        for status in self.last.policies:
-            if edge in status.edges:
-                return status
-        return None
+        """The desired policy covering ``edge`` (the graph asks for every edge)."""
+        return self._by_edge.get(edge)
 
     def document(self) -> PoliciesDoc:
         figures = self.figures

@@ -39,6 +39,8 @@ class Target:
     policy_dir: Path | None = None
     kube: bool = False
     kubeconfig: str | None = None
+    direct_hint: bool = True
+    """Say, when the API is unreachable, that a sink can be acted on directly."""
 
     @property
     def direct(self) -> bool:
@@ -57,7 +59,9 @@ class Target:
         raise MeshwatchError("no sink given (--policy-dir or --kube)")
 
 
-def call_api(target: Target, method: str, path: str, body: Any = None) -> Any:
+def call_api(
+    target: Target, method: str, path: str, body: Any = None, what: str = "", timeout: float = 30
+) -> Any:
     """JSON from the API (``MeshwatchError`` with the server's reason on failure)."""
     if not target.url.startswith(("http://", "https://")):
         raise MeshwatchError(f"--url must be http(s), got {target.url!r}")
@@ -69,16 +73,20 @@ def call_api(target: Target, method: str, path: str, body: Any = None) -> Any:
     if target.token:
         request.add_header("Authorization", f"Bearer {target.token}")
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (the user's own API)
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (the user's own API)
             return json.loads(response.read())
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")
-        raise MeshwatchError(f"{method} {path} refused ({exc.code}): {detail}") from exc
-    except urllib.error.URLError as exc:
         raise MeshwatchError(
-            f"cannot reach meshwatch at {target.url}: {exc.reason} "
-            "(to act on the sink directly, give --policy-dir or --kube)"
+            f"{what or method + ' ' + path} refused ({exc.code}): {detail}"
         ) from exc
+    except urllib.error.URLError as exc:
+        hint = (
+            " (to act on the sink directly, give --policy-dir or --kube)"
+            if target.direct_hint
+            else ""
+        )
+        raise MeshwatchError(f"cannot reach meshwatch at {target.url}: {exc.reason}{hint}") from exc
 
 
 def _observed(sink: PolicySink) -> list[ObservedPolicy]:

@@ -58,8 +58,7 @@ async def test_novel_edge_to_policy_in_the_api_server_and_back(
     meshwatch: Any, model: Path, tmp_path: Path
 ) -> None:
     with EmulatorThread() as cluster:
-        config = tmp_path / "kubeconfig"
-        config.write_text(cluster.kubeconfig())
+        config = cluster.write_kubeconfig(tmp_path / "kubeconfig")
         settings = {
             "mode": "observe",
             "model": model,
@@ -123,8 +122,7 @@ async def test_dry_run_is_the_default_and_revoke_all_works_with_meshwatch_down(
     meshwatch: Any, model: Path, tmp_path: Path
 ) -> None:
     with EmulatorThread() as cluster:
-        config = tmp_path / "kubeconfig"
-        config.write_text(cluster.kubeconfig())
+        config = cluster.write_kubeconfig(tmp_path / "kubeconfig")
         mw: Running = await meshwatch(
             mode="observe", model=model, policy_kube=True, kubeconfig=config
         )

@@ -252,6 +252,7 @@ def _read_custom(
 
 
 Timeout = tuple[float, float]
+ApiClient = kubernetes.client.ApiClient
 
 
 def list_policies(
@@ -281,14 +282,18 @@ def _absent_on_404(what: str, fn: Any, *args: Any, **kwargs: Any) -> tuple[bool,
         raise
 
 
-def get_policy(
-    api: kubernetes.client.ApiClient, namespace: str, name: str, timeout: Timeout = REQUEST_TIMEOUT
-) -> dict[str, Any] | None:
-    """The object, or ``None`` when there is none (404)."""
+def _policy_item(
+    api: kubernetes.client.ApiClient,
+    verb: str,
+    namespace: str,
+    name: str,
+    timeout: Timeout,
+) -> tuple[bool, Any]:
+    """get or delete one AuthorizationPolicy: (found, answer)."""
     custom = kubernetes.client.CustomObjectsApi(api)
-    found, obj = _absent_on_404(
-        f"get AuthorizationPolicy {namespace}/{name}",
-        custom.get_namespaced_custom_object,
+    return _absent_on_404(
+        f"{verb} AuthorizationPolicy {namespace}/{name}",
+        getattr(custom, f"{verb}_namespaced_custom_object"),
         AUTHZ_GROUP,
         AUTHZ_VERSION,
         namespace,
@@ -296,6 +301,13 @@ def get_policy(
         name,
         _request_timeout=timeout,
     )
+
+
+def get_policy(
+    api: kubernetes.client.ApiClient, namespace: str, name: str, timeout: Timeout = REQUEST_TIMEOUT
+) -> dict[str, Any] | None:
+    """The object, or ``None`` when there is none (404)."""
+    found, obj = _policy_item(api, "get", namespace, name, timeout)
     return dict(obj) if found else None
 
 
@@ -335,15 +347,5 @@ def delete_policy(
     api: kubernetes.client.ApiClient, namespace: str, name: str, timeout: Timeout = REQUEST_TIMEOUT
 ) -> bool:
     """Delete; ``False`` when it was already gone (404)."""
-    custom = kubernetes.client.CustomObjectsApi(api)
-    found, _ = _absent_on_404(
-        f"delete AuthorizationPolicy {namespace}/{name}",
-        custom.delete_namespaced_custom_object,
-        AUTHZ_GROUP,
-        AUTHZ_VERSION,
-        namespace,
-        AUTHZ_PLURAL,
-        name,
-        _request_timeout=timeout,
-    )
+    found, _ = _policy_item(api, "delete", namespace, name, timeout)
     return found

@@ -16,10 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import kubernetes
-
 from meshwatch.adapters.kube.client import (
     REQUEST_TIMEOUT,
+    ApiClient,
     KubeError,
     Timeout,
     apply_policy,
@@ -53,7 +52,7 @@ class KubePolicySink:
 
     def __init__(
         self,
-        api: kubernetes.client.ApiClient,
+        api: ApiClient,
         field_manager: str = "meshwatch",
         backoff: Backoff = Backoff(),
         timeout: Timeout = REQUEST_TIMEOUT,
