@@ -95,7 +95,8 @@ class Story:
         if names:
             self.say(
                 f"LIVE in Envoy: {delivery.workload} enforces {', '.join(names)} "
-                f"({len(delivery.rendered.rules)} RBAC rules, config version {delivery.version})"
+                f"({len(delivery.rendered.rules)} RBAC rule{'s' if len(delivery.rendered.rules) != 1 else ''}, "
+                f"config version {delivery.version})"
             )
 
     # -- the attacks ---------------------------------------------------------------------
