@@ -289,6 +289,11 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("name", nargs="?")
     revoke.add_argument("--all", action="store_true", help="every managed policy")
     _sink_flags(revoke)
+    dashboard = sub.add_parser(
+        "dashboard",
+        help="the Grafana dashboard (JSON on stdout, or the JSON and its ConfigMap into --out)",
+    )
+    dashboard.add_argument("--out", type=Path, help="directory for both files (istio/grafana)")
     bench = sub.add_parser("bench", help="benchmarks")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
     ingest = bench_sub.add_parser("ingest", help="ALS ingest throughput versus plain upb parsing")
@@ -306,6 +311,11 @@ def _parser() -> argparse.ArgumentParser:
         "defence", help="anomaly to accepted policy latency; planning at 10k anomalies"
     )
     defence_bench.add_argument("--anomalies", type=int, default=100)
+    graph_bench = bench_sub.add_parser(
+        "graph", help="node-graph and page data routes on a 2,000-node, 10,000-edge graph"
+    )
+    graph_bench.add_argument("--nodes", type=int, default=2000)
+    graph_bench.add_argument("--edges", type=int, default=10_000)
     return parser
 
 
@@ -382,6 +392,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from meshwatch.bench.defence import run_defence_benchmark
 
                 lines = iter(run_defence_benchmark(args.anomalies))
+            elif args.bench == "graph":
+                from meshwatch.bench.graph import run_graph_benchmark
+
+                lines = iter(run_graph_benchmark(args.nodes, args.edges))
             elif args.bench == "detect":
                 from meshwatch.bench.detect import run_detect_benchmark
 
@@ -392,6 +406,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 lines = run_ingest_benchmark(args.seconds, args.rss_entries, args.edges)
             for line in lines:
                 print(line, flush=True)
+            return EXIT_OK
+        if args.command == "dashboard":
+            from meshwatch.adapters.grafana.dashboard import dashboard_json
+            from meshwatch.adapters.grafana.files import write_dashboard
+
+            if args.out is None:
+                print(dashboard_json(), end="")
+            else:
+                for path in write_dashboard(args.out):
+                    print(f"wrote {path}")
             return EXIT_OK
         if args.command == "audit":
             from meshwatch.audit_command import AuditRequest, list_checks, run_audit

@@ -10,6 +10,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+ENTRY_KINDS = ("http", "tcp")
+DROP_REASONS = ("queue_full", "malformed")
+"""Every reason an entry is dropped: metrics export each one from zero, so a dashboard's
+``rate()`` has a series before the first drop (Prometheus' advice for known label values)."""
+
 
 @dataclass(slots=True)
 class IngestCounters:

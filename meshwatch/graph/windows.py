@@ -164,6 +164,23 @@ class SlidingWindow:
         self.slices = [s for s in self.slices if s.index >= oldest]
         self.current = newest
 
+    def traffic(self, now: float) -> tuple[int, int, QuantileSketch]:
+        """Requests, 5xx and latency over the window ending at ``now``: what ``stats`` gives,
+        without merging paths and methods (the views read thousands of edges per refresh).
+        The sketch is the slice's own when one slice is live: read it, never change it."""
+        oldest = math.ceil(now / self.slice_seconds) - self.n_slices
+        live = [p for p in self.slices if p.index >= oldest and p.index * self.slice_seconds < now]
+        if len(live) == 1:
+            part = live[0]
+            return part.requests, part.errors_5xx, part.latency
+        latency = QuantileSketch()
+        requests = errors = 0
+        for part in live:
+            requests += part.requests
+            errors += part.errors_5xx
+            latency.merge(part.latency)
+        return requests, errors, latency
+
     def stats(self, now: float) -> WindowStats:
         """Merge the ``n_slices`` slices ending at ``now`` (the newest may be partial)."""
         oldest = math.ceil(now / self.slice_seconds) - self.n_slices

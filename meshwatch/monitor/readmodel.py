@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypedDict
@@ -138,6 +139,7 @@ class DetectionStatus:
 
     mode: str
     anomalies: dict[str, int]
+    open_anomalies: dict[str, int]
     threshold: float | None
     scoring_seconds: float
     scored_windows: int
@@ -232,6 +234,30 @@ def anomaly_doc(a: Anomaly) -> AnomalyDoc:
     }
 
 
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_ALL = frozenset({"", "*", ".*", "$__all", "All", "all"})
+
+
+def parse_namespaces(raw: str) -> frozenset[str]:
+    """A namespace filter: one name, or several joined by ``|`` or ``,`` (Grafana's
+    ``${namespace:pipe}``, optionally in parentheses); empty, ``*``, ``.*`` and ``$__all``
+    mean every namespace (the empty set). ``ValueError`` on anything else."""
+    raw = raw.strip()
+    if raw in _ALL:
+        return frozenset()
+    parts = [p.strip() for p in re.split(r"[|,]", raw.removeprefix("(").removesuffix(")"))]
+    if any(p in _ALL for p in parts):
+        return frozenset()
+    for p in parts:
+        if not _NAMESPACE.fullmatch(p):
+            raise ValueError(f"namespace {p[:64]!r} is not a Kubernetes namespace name")
+    return frozenset(parts)
+
+
+def _namespace_of(node_id: str) -> str:
+    return node_id.split("/", 1)[0] if "/" in node_id else ""
+
+
 @dataclass(frozen=True, slots=True)
 class AnomalyQuery:
     """Filters of ``/api/v1/anomalies``, validated strictly (``ValueError`` with a plain
@@ -240,9 +266,10 @@ class AnomalyQuery:
     kind: str | None = None
     source: str | None = None
     target: str | None = None
-    namespace: str | None = None
+    namespaces: frozenset[str] = frozenset()
     since: float = 0.0
     limit: int = 100
+    open_only: bool = False
 
     @classmethod
     def parse(cls, query: Mapping[str, str]) -> AnomalyQuery:
@@ -252,6 +279,9 @@ class AnomalyQuery:
         limit_text = query.get("limit", "100")
         if not _DIGITS.fullmatch(limit_text) or not 1 <= int(limit_text) <= MAX_LIMIT:
             raise ValueError(f"limit must be a whole number from 1 to {MAX_LIMIT}")
+        state = query.get("state", "any")
+        if state not in ("any", "open"):
+            raise ValueError("state must be open or any")
         since_text = query.get("since", "0")
         if not _NUMBER.fullmatch(since_text):
             raise ValueError("since must be epoch seconds, for example 1767225600 or 1767225600.5")
@@ -259,9 +289,10 @@ class AnomalyQuery:
             kind=kind,
             source=query.get("source"),
             target=query.get("target"),
-            namespace=query.get("namespace"),
+            namespaces=parse_namespaces(query.get("namespace", "")),
             since=float(since_text),
             limit=int(limit_text),
+            open_only=state == "open",
         )
 
     def matches(self, a: Anomaly) -> bool:
@@ -269,8 +300,8 @@ class AnomalyQuery:
             return False
         if (self.source and a.source != self.source) or (self.target and a.target != self.target):
             return False
-        ns = self.namespace
-        return not ns or a.source.startswith(f"{ns}/") or a.target.startswith(f"{ns}/")
+        names = self.namespaces
+        return not names or bool({_namespace_of(a.source), _namespace_of(a.target)} & names)
 
 
 @dataclass
@@ -310,8 +341,10 @@ class ReadModel:
     def anomalies(self, query: AnomalyQuery) -> AnomaliesDoc:
         """Anomalies newest first, filtered."""
         out: list[AnomalyDoc] = []
-        for a in self.monitor.engine.anomalies:
-            if not query.matches(a):
+        engine = self.monitor.engine
+        open_ids = {a.id for a, _ in engine.open.values()} if query.open_only else set()
+        for a in engine.anomalies:
+            if not query.matches(a) or (query.open_only and a.id not in open_ids):
                 continue
             out.append(anomaly_doc(a))
             if len(out) >= query.limit:
@@ -340,6 +373,7 @@ class ReadModel:
         return DetectionStatus(
             mode=engine.mode.value,
             anomalies=dict(engine.counts),
+            open_anomalies=dict(Counter(a.kind.value for a, _ in engine.open.values())),
             threshold=engine.bundle.threshold.value if engine.bundle else None,
             scoring_seconds=self.figures.scoring_seconds,
             scored_windows=self.figures.scored_windows,

@@ -77,6 +77,25 @@ class PlannedPolicy:
         return [k for r in self.rules for k in r.keys]
 
 
+REFUSAL_REASONS = (
+    "revoked",
+    "performance",
+    "alert-only",
+    "protected-namespace",
+    "no-identity",
+    "protected-principal",
+    "unknown-workload",
+    "no-selector",
+    "unbounded-paths",
+    "not-enforceable",
+    "foreign-object",
+    "cap-rate",
+    "cap-policies",
+    "invalid",
+)
+"""Every ``Refusal.reason`` (the metric label; a test holds the code to this list)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Refusal:
     """A tracked threat meshwatch will not (or cannot) deny, and why. Never silent."""

@@ -18,7 +18,8 @@ from typing import Any
 from aiohttp import web
 
 from meshwatch.adapters.als.server import AlsReceiver, start_server
-from meshwatch.adapters.api.app import ApiConfig, make_app
+from meshwatch.adapters.api.app import make_app
+from meshwatch.adapters.api.context import ApiConfig
 from meshwatch.adapters.api.logs import quiet_bad_requests
 from meshwatch.adapters.files.capture import CaptureMeta, CaptureWriter
 from meshwatch.adapters.metrics.collectors import CONTENT_TYPE, Sources, exposition, make_registry

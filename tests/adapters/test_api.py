@@ -7,7 +7,8 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from meshwatch.adapters.api.app import ApiConfig, make_app
+from meshwatch.adapters.api.app import make_app
+from meshwatch.adapters.api.context import ApiConfig
 from meshwatch.calls import Reporter, Workload
 from meshwatch.detection.engine import DetectionParams, Mode
 from meshwatch.errors import ModelError

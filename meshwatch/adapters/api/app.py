@@ -3,7 +3,8 @@
 Handlers are thin: they ask the read model (``READ_MODEL``) or the service (``CONTROL``) and
 serialise; nothing here assembles a document. When ``api_token``
 is set, every route except ``/healthz`` and ``/readyz`` (which kubelet probes without
-credentials) requires ``Authorization: Bearer <token>``, compared in constant time.
+credentials) requires ``Authorization: Bearer <token>``, compared in constant time; the page
+at ``/`` and its reads may carry it as a session cookie instead (``views``).
 """
 
 from __future__ import annotations
@@ -12,50 +13,18 @@ import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
+from meshwatch.adapters.api.context import CONFIG, CONTROL, READ_MODEL, ApiConfig, Control
+from meshwatch.adapters.api.views import SESSION_COOKIE, add_view_routes, session_redirect
 from meshwatch.errors import ModelError
 from meshwatch.monitor.readmodel import AnomalyQuery, ReadModel
 
 UNAUTHENTICATED_PATHS = frozenset({"/healthz", "/readyz"})
 
 
-class Control(Protocol):
-    """What the API may ask of the running service besides reading."""
-
-    def ready(self) -> bool: ...
-
-    def metrics(self) -> bytes: ...
-
-    async def promote(self) -> Mapping[str, Any]:
-        """Learn → observe now; ``ModelError`` with the reason when it cannot."""
-        ...
-
-    def policies(self) -> Mapping[str, Any]:
-        """The ``/api/v1/policies`` document."""
-        ...
-
-    async def approve(self, source: str, target: str, port: int | None) -> Mapping[str, Any]:
-        """Accept an edge as normal (lifts its anomaly and deny)."""
-        ...
-
-    async def revoke(self, name: str | None, namespace: str | None) -> Mapping[str, Any]:
-        """Withdraw one managed policy (``None``: all of them)."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class ApiConfig:
-    api_token: str = ""
-    metrics_content_type: str = "text/plain; version=0.0.4; charset=utf-8"
-
-
-READ_MODEL = web.AppKey("read_model", ReadModel)
-CONTROL = web.AppKey("control", Control)
-CONFIG = web.AppKey("config", ApiConfig)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -67,23 +36,35 @@ def _json(document: Any, status: int = 200) -> web.Response:
     )
 
 
+def _same(offered: str, token: str) -> bool:
+    # Header bytes that are not UTF-8 reach us as surrogate escapes: compare bytes, never fail.
+    return hmac.compare_digest(offered.encode("utf-8", "surrogateescape"), token.encode())
+
+
 @web.middleware
 async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Require the bearer token when one is configured."""
+    """Require the token when one is configured: as ``Authorization: Bearer``, or for reads
+    (GET, HEAD) as the page's session cookie; ``/?token=`` sets that cookie."""
     token = request.app[CONFIG].api_token
     if not token or request.path in UNAUTHENTICATED_PATHS:
         return await handler(request)
-    header = request.headers.get("Authorization", "")
-    scheme, _, presented = header.partition(" ")
-    # Header bytes that are not UTF-8 reach us as surrogate escapes: compare bytes, never fail.
-    offered = presented.encode("utf-8", "surrogateescape")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(offered, token.encode()):
-        return web.json_response(
-            {"error": "unauthorized", "detail": "missing or wrong bearer token"},
-            status=401,
-            headers={"WWW-Authenticate": 'Bearer realm="meshwatch"'},
-        )
-    return await handler(request)
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and _same(presented, token):
+        return await handler(request)
+    if request.method in ("GET", "HEAD"):
+        if request.path == "/" and "token" in request.query:
+            if _same(request.query["token"], token):
+                return session_redirect(request, token)
+        elif _same(request.cookies.get(SESSION_COOKIE, ""), token):
+            return await handler(request)
+    return web.json_response(
+        {
+            "error": "unauthorized",
+            "detail": "missing or wrong bearer token (in a browser, open /?token=<token> once)",
+        },
+        status=401,
+        headers={"WWW-Authenticate": 'Bearer realm="meshwatch"'},
+    )
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -224,4 +205,5 @@ def make_app(read_model: ReadModel, control: Control, config: ApiConfig) -> web.
     app.router.add_get("/api/v1/policies", policies)
     app.router.add_post("/api/v1/policies/revoke", revoke)
     app.router.add_get("/api/v1/policies/{name}", policy)
+    add_view_routes(app)
     return app

@@ -10,7 +10,8 @@ edges, which the graph's TTL bounds.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,10 +20,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from meshwatch.calls import Workload
-from meshwatch.counters import IngestCounters
+from meshwatch.counters import DROP_REASONS, ENTRY_KINDS, IngestCounters
 from meshwatch.detection.anomalies import AnomalyKind
 from meshwatch.graph.mesh_graph import MeshGraph
 from meshwatch.monitor.readmodel import DetectionStatus
+from meshwatch.policy.planning import REFUSAL_REASONS
 from meshwatch.policy.reporting import DefenceSnapshot
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -67,11 +69,17 @@ class Sources:
 
 
 def _labelled(
-    name: str, doc: str, labels: list[str], counts: Mapping[Any, int]
+    name: str,
+    doc: str,
+    labels: list[str],
+    counts: Mapping[Any, int],
+    known: Iterable[Any] = (),
 ) -> CounterMetricFamily:
-    """A counter family from a Counter keyed by one label value or a tuple of them."""
+    """A counter family from a Counter keyed by one label value or a tuple of them; the
+    ``known`` keys are exported from zero (so ``rate()`` has a series before the first one)."""
     family = CounterMetricFamily(name, doc, labels=labels)
-    for key, n in sorted(counts.items()):
+    merged = dict.fromkeys(known, 0) | dict(counts)
+    for key, n in sorted(merged.items()):
         family.add_metric(list(key) if isinstance(key, tuple) else [key], n)
     return family
 
@@ -89,12 +97,14 @@ class IngestCollector(Collector):
             "ALS log entries received.",
             ["kind"],
             c.entries_received,
+            ENTRY_KINDS,
         )
         yield _labelled(
             "meshwatch_als_entries_dropped",
-            "ALS log entries dropped before decoding.",
+            "ALS log entries dropped (queue_full: the ingest queue was full; malformed: not decodable).",
             ["kind", "reason"],
             c.entries_dropped,
+            itertools.product(ENTRY_KINDS, DROP_REASONS),
         )
         yield _labelled(
             "meshwatch_als_entries_duplicate",
@@ -222,6 +232,12 @@ class DetectionCollector(Collector):
         for kind in AnomalyKind:
             counts.add_metric([kind.value], state.anomalies.get(kind.value, 0))
         yield counts
+        open_now = GaugeMetricFamily(
+            "meshwatch_anomalies_open", "Anomalies open now, by kind.", labels=["kind"]
+        )
+        for kind in AnomalyKind:
+            open_now.add_metric([kind.value], state.open_anomalies.get(kind.value, 0))
+        yield open_now
         mode = GaugeMetricFamily(
             "meshwatch_detection_mode", "1 for the current detection mode.", labels=["mode"]
         )
@@ -286,6 +302,7 @@ class DefenceCollector(Collector):
             "Threats defence would not or could not deny, by reason (counted once per threat and reason).",
             ["reason"],
             snap.refusals,
+            REFUSAL_REASONS,
         )
 
 

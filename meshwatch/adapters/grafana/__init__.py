@@ -1,0 +1,1 @@
+"""Grafana: the meshwatch dashboard as code (grafana-foundation-sdk) and its ConfigMap."""
