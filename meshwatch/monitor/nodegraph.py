@@ -149,6 +149,7 @@ class _Traffic:
     outbound: int = 0
     outbound_errors: int = 0
     anomalies: int = 0
+    security: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +210,7 @@ def _node_row(node: Workload, t: _Traffic, seconds: float) -> Row:
         color, icon = BLUE, "cloud"
     else:
         title, subtitle = node.app or node.workload or node.id, node.namespace
-        color = RED if t.anomalies else GREEN
+        color = RED if t.security else ORANGE if t.anomalies else GREEN
         icon = ""
     return {
         "id": node.id,
@@ -274,7 +275,9 @@ def node_graph(
             if inbound:
                 t.inbound += requests
                 t.inbound_errors += errors
-                t.anomalies += current is not None
+                if current is not None:
+                    t.anomalies += 1
+                    t.security = t.security or current[0].kind.security
             else:
                 t.outbound += requests
                 t.outbound_errors += errors

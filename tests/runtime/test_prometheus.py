@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -107,3 +108,84 @@ async def test_prometheus_scrapes_edges_joinable_with_istio_labels(
         if process is not None:
             process.terminate()
             await asyncio.to_thread(process.wait, 10)
+
+
+DASHBOARD = Path(__file__).parents[2] / "istio" / "grafana" / "meshwatch-dashboard.json"
+LEGEND_LABEL = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+LABEL_VALUES = re.compile(r"label_values\((?P<metric>[^,]+),\s*(?P<label>\w+)\)")
+
+
+def dashboard_promql() -> list[tuple[str, str, set[str]]]:
+    """Every PromQL expression of the committed dashboard: (where, query as run, the labels
+    each series must carry). Grafana's variables get the values a first visit has."""
+    doc = json.loads(DASHBOARD.read_text())
+    found: list[tuple[str, str, set[str]]] = []
+    for variable in doc["templating"]["list"]:
+        if variable["type"] == "query":
+            m = LABEL_VALUES.fullmatch(variable["query"])
+            assert m, variable["query"]
+            found.append(
+                (
+                    f"variable {variable['name']}",
+                    f"group by ({m['label']}) ({m['metric']})",
+                    {m["label"]},
+                )
+            )
+    for panel in doc["panels"]:
+        for target in panel.get("targets", []):
+            if target.get("datasource", {}).get("type") != "prometheus":
+                continue
+            query = target["expr"].replace("$__rate_interval", "30s").replace("$namespace", ".*")
+            assert "$" not in query, query
+            labels = set(LEGEND_LABEL.findall(target.get("legendFormat", "")))
+            found.append((f"{panel['title']} / {target['refId']}", query, labels))
+    return found
+
+
+async def _instant(base: str, query: str) -> list[dict[str, Any]]:
+    try:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.get(f"{base}/api/v1/query", params={"query": query}) as r,
+        ):
+            body = await r.json()
+    except (aiohttp.ClientError, OSError):
+        return []
+    assert body.get("status") == "success", (query, body)
+    return list(body["data"]["result"])
+
+
+async def test_every_dashboard_query_returns_series_with_its_labels_from_real_traffic(
+    meshwatch: Any, prometheus_binary: str, tmp_path: Path
+) -> None:
+    queries = dashboard_promql()
+    assert len(queries) >= 8
+    mw: Running = await meshwatch(api_token="scrape-token")
+    base, process = _prometheus(prometheus_binary, tmp_path, mw.service.http_port)
+    try:
+        async with LocalMesh(
+            TOPOLOGY, mw.service.als_port, tmp_path / "mesh", flush_seconds=0.2
+        ) as mesh:
+            results: dict[str, list[dict[str, Any]]] = {}
+
+            async def all_answer() -> bool:
+                for _ in range(5):
+                    await mesh.request("sleep", HTTPBIN_HOST, "/")
+                for where, query, _labels in queries:
+                    if not results.get(where):
+                        results[where] = await _instant(base, query)
+                return all(results.values())
+
+            await eventually(all_answer, timeout=60, interval=1.0)
+    finally:
+        if process is not None:
+            process.terminate()
+            await asyncio.to_thread(process.wait, 10)
+    for where, query, labels in queries:
+        for series in results[where]:
+            missing = labels - set(series["metric"])
+            assert not missing, f"{where}: {query} returned a series without {missing}"
+    namespaces = {
+        s["metric"]["destination_workload_namespace"] for s in results["variable namespace"]
+    }
+    assert "default" in namespaces

@@ -54,7 +54,7 @@ async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamRespo
     if request.method in ("GET", "HEAD"):
         if request.path == "/" and "token" in request.query:
             if _same(request.query["token"], token):
-                return session_redirect(request, token)
+                raise session_redirect(request, token)
         elif _same(request.cookies.get(SESSION_COOKIE, ""), token):
             return await handler(request)
     return web.json_response(

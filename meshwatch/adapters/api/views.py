@@ -131,7 +131,7 @@ def _static_handler(name: str) -> Any:
     return handler
 
 
-def session_redirect(request: web.Request, token: str) -> web.Response:
+def session_redirect(request: web.Request, token: str) -> web.HTTPSeeOther:
     """``/?token=`` with the right token: the session cookie, then the page without it."""
     rest = {k: v for k, v in request.query.items() if k != "token"}
     location = str(request.rel_url.with_query(rest)) if rest else "/"

@@ -92,7 +92,14 @@ def _graph_params() -> dict[str, str]:
 
 
 def _prom(ref: str, expr: str, legend: str) -> prometheus.Dataquery:
-    return prometheus.Dataquery().ref_id(ref).expr(expr).legend_format(legend).range()
+    return (
+        prometheus.Dataquery()
+        .ref_id(ref)
+        .datasource(_PROM)
+        .expr(expr)
+        .legend_format(legend)
+        .range()
+    )
 
 
 def _series(
