@@ -161,18 +161,20 @@ async def _run(
     async with asyncio.TaskGroup() as tasks:
         serving = tasks.create_task(run_service(service, on_ready))
         await ready.wait()
+        http = f"http://{settings.http_listen.host}:{service.http_port}"
+        page = f"{http}/?token={settings.api_token}" if settings.api_token else f"{http}/"
+        say(f"meshwatch demo: open {page} for the live graph (it refreshes every 3 s)")
         async with LocalMesh(
             BOOKINFO, service.als_port, workdir / "mesh", flush_seconds=DEMO_FLUSH, authz=True
         ) as mesh:
             plane = LocalControlPlane(mesh, api.url, api.emulator.token)
             plane.on_live.append(story.on_live)
             control = tasks.create_task(plane.run())
-            http = f"http://{settings.http_listen.host}:{service.http_port}"
             say(
-                f"meshwatch demo: {len(mesh.sidecars)} Envoy sidecars (Bookinfo, mTLS) streaming "
+                f"  {len(mesh.sidecars)} Envoy sidecars (Bookinfo, mTLS) streaming "
                 f"to ALS :{service.als_port}; policies go to a Kubernetes API at {api.url}"
             )
-            say(f"  live graph:  {http}/api/v1/graph")
+            say(f"  graph API:   {http}/api/v1/graph (Grafana: {http}/api/v1/nodegraph/nodes|edges)")
             say(f"  policies:    {http}/api/v1/policies")
             say(f"  anomalies:   {http}/api/v1/anomalies")
             say(f"  metrics:     {http}/metrics")
