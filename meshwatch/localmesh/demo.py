@@ -174,7 +174,9 @@ async def _run(
                 f"  {len(mesh.sidecars)} Envoy sidecars (Bookinfo, mTLS) streaming "
                 f"to ALS :{service.als_port}; policies go to a Kubernetes API at {api.url}"
             )
-            say(f"  graph API:   {http}/api/v1/graph (Grafana: {http}/api/v1/nodegraph/nodes|edges)")
+            say(
+                f"  graph API:   {http}/api/v1/graph (Grafana: {http}/api/v1/nodegraph/nodes|edges)"
+            )
             say(f"  policies:    {http}/api/v1/policies")
             say(f"  anomalies:   {http}/api/v1/anomalies")
             say(f"  metrics:     {http}/metrics")

@@ -40,11 +40,45 @@ from meshwatch.localmesh.topology import Topology, WorkloadSpec
 READY_TIMEOUT = 20.0
 
 
+def _ephemeral_low() -> int:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return max(low, 12000)
+
+
+class _Ports:
+    """Loopback ports for the local mesh's listeners, below the kernel's ephemeral range.
+
+    The bind-to-0 trick hands out an ephemeral port, which the kernel may give to any
+    outgoing connection (a scrape, a browser, a client) before Envoy binds it: "Address already
+    in use". Ports are taken in turn from a random start under that range instead, each
+    checked free, so one process never hands the same port out twice."""
+
+    def __init__(self) -> None:
+        self.low, self.high = 10000, _ephemeral_low() - 1
+        self.next = random.Random().randint(self.low, self.high)  # noqa: S311 (not a secret)
+
+    def take(self) -> int:
+        for _ in range(self.high - self.low + 1):
+            port = self.next
+            self.next = self.low if port >= self.high else port + 1
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            return port
+        raise LocalMeshError("no free loopback port below the ephemeral range")
+
+
+_PORTS = _Ports()  # one sequence per process: the point is never to hand a port out twice
+
+
 def free_port() -> int:
-    """An unused loopback TCP port (the usual bind-to-0 trick)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """An unused loopback TCP port outside the ephemeral range (see ``_Ports``)."""
+    return _PORTS.take()
 
 
 def _pod_ips(count: int) -> list[str]:

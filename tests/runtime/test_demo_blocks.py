@@ -25,7 +25,9 @@ def test_the_demo_detects_blocks_and_spares_normal_traffic() -> None:
     out = proc.stdout
     assert proc.returncode == 0, proc.stderr[-3000:]
     first = out.splitlines()[0]  # the page's address comes first, before the mesh starts
-    assert re.fullmatch(r"meshwatch demo: open http://127\.0\.0\.1:\d+/ for the live graph.*", first)
+    assert re.fullmatch(
+        r"meshwatch demo: open http://127\.0\.0\.1:\d+/ for the live graph.*", first
+    )
     assert "ANOMALY new-edge: default/productpage -> default/ratings:9080" in out
     assert re.search(r"ANOMALY statistical: default/reviews -> default/ratings:9080: .*paths", out)
     assert "POLICY default/meshwatch-deny-ratings accepted by the Kubernetes API: enforced" in out

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
 import shutil
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -73,41 +75,42 @@ def _prometheus(
     return f"http://127.0.0.1:{port}", process
 
 
-async def test_prometheus_scrapes_edges_joinable_with_istio_labels(
-    meshwatch: Any, prometheus_binary: str, tmp_path: Path
-) -> None:
+@contextlib.asynccontextmanager
+async def scraped_mesh(
+    meshwatch: Any, binary: str, workdir: Path
+) -> AsyncIterator[tuple[str, LocalMesh]]:
+    """A meshwatch fed by the local Envoy mesh and scraped by a real Prometheus: yields the
+    Prometheus base URL and the mesh."""
     mw: Running = await meshwatch(api_token="scrape-token")
-    base, process = _prometheus(prometheus_binary, tmp_path, mw.service.http_port)
+    base, process = _prometheus(binary, workdir, mw.service.http_port)
     try:
         async with LocalMesh(
-            TOPOLOGY, mw.service.als_port, tmp_path / "mesh", flush_seconds=0.2
+            TOPOLOGY, mw.service.als_port, workdir / "mesh", flush_seconds=0.2
         ) as mesh:
-            for _ in range(7):
-                await mesh.request("sleep", HTTPBIN_HOST, "/")
-
-            async def query() -> list[Any] | None:
-                url = f"{base}/api/v1/query"
-                promql = 'meshwatch_edge_requests_total{destination_workload="httpbin-v1",source_workload_namespace="default"}'
-                try:
-                    async with (
-                        aiohttp.ClientSession() as s,
-                        s.get(url, params={"query": promql}) as r,
-                    ):
-                        body = await r.json()
-                except (aiohttp.ClientError, OSError):
-                    return None
-                result = body.get("data", {}).get("result", [])
-                return result if result and float(result[0]["value"][1]) >= 7 else None
-
-            (series,) = await eventually(query, timeout=30, interval=0.5)
-        assert series["metric"]["source_workload"] == "sleep"
-        assert series["metric"]["destination_app"] == "httpbin"
-        assert series["metric"]["request_protocol"] == "http"
-        assert float(series["value"][1]) == 7
+            yield base, mesh
     finally:
         if process is not None:
             process.terminate()
             await asyncio.to_thread(process.wait, 10)
+
+
+async def test_prometheus_scrapes_edges_joinable_with_istio_labels(
+    meshwatch: Any, prometheus_binary: str, tmp_path: Path
+) -> None:
+    async with scraped_mesh(meshwatch, prometheus_binary, tmp_path) as (base, mesh):
+        for _ in range(7):
+            await mesh.request("sleep", HTTPBIN_HOST, "/")
+        promql = 'meshwatch_edge_requests_total{destination_workload="httpbin-v1",source_workload_namespace="default"}'
+
+        async def query() -> list[Any] | None:
+            result = await _instant(base, promql)
+            return result if result and float(result[0]["value"][1]) >= 7 else None
+
+        (series,) = await eventually(query, timeout=30, interval=0.5)
+    assert series["metric"]["source_workload"] == "sleep"
+    assert series["metric"]["destination_app"] == "httpbin"
+    assert series["metric"]["request_protocol"] == "http"
+    assert float(series["value"][1]) == 7
 
 
 DASHBOARD = Path(__file__).parents[2] / "istio" / "grafana" / "meshwatch-dashboard.json"
@@ -160,27 +163,18 @@ async def test_every_dashboard_query_returns_series_with_its_labels_from_real_tr
 ) -> None:
     queries = dashboard_promql()
     assert len(queries) >= 8
-    mw: Running = await meshwatch(api_token="scrape-token")
-    base, process = _prometheus(prometheus_binary, tmp_path, mw.service.http_port)
-    try:
-        async with LocalMesh(
-            TOPOLOGY, mw.service.als_port, tmp_path / "mesh", flush_seconds=0.2
-        ) as mesh:
-            results: dict[str, list[dict[str, Any]]] = {}
+    results: dict[str, list[dict[str, Any]]] = {}
+    async with scraped_mesh(meshwatch, prometheus_binary, tmp_path) as (base, mesh):
 
-            async def all_answer() -> bool:
-                for _ in range(5):
-                    await mesh.request("sleep", HTTPBIN_HOST, "/")
-                for where, query, _labels in queries:
-                    if not results.get(where):
-                        results[where] = await _instant(base, query)
-                return all(results.values())
+        async def all_answer() -> bool:
+            for _ in range(5):
+                await mesh.request("sleep", HTTPBIN_HOST, "/")
+            for where, query, _labels in queries:
+                if not results.get(where):
+                    results[where] = await _instant(base, query)
+            return all(results.values())
 
-            await eventually(all_answer, timeout=60, interval=1.0)
-    finally:
-        if process is not None:
-            process.terminate()
-            await asyncio.to_thread(process.wait, 10)
+        await eventually(all_answer, timeout=60, interval=1.0)
     for where, query, labels in queries:
         for series in results[where]:
             missing = labels - set(series["metric"])
