@@ -23,6 +23,7 @@ from meshwatch.detection.sequential import calibrate as calibrate_sequential
 from meshwatch.detection.thresholds import Threshold, calibrate, per_window_rate
 from meshwatch.errors import ModelError
 from meshwatch.features.baselines import BaselineBuilder
+from meshwatch.features.describing import iso
 from meshwatch.features.rows import (
     FEATURE_COLUMNS,
     FEATURE_VERSION,
@@ -52,6 +53,9 @@ def conservative_threshold(model: EdgeIsolationForest, skip: frozenset[str] = fr
 def _minor(version: str) -> str:
     return ".".join(version.split(".")[:2])
 
+
+_DERIVED = frozenset({"training_from_time", "training_until_time"})
+"""Card fields written for readers and recomputed from the epoch fields on load."""
 
 _CARD_SCHEMA: dict[str, tuple[type, ...]] = {
     "name": (str,),
@@ -98,9 +102,13 @@ class ModelCard:
     is a conservative fallback (shown at promotion and in ``/api/v1/baseline``)."""
 
     def to_doc(self) -> dict[str, Any]:
+        """The card as saved and served. ``training_from_time``/``training_until_time`` are
+        the epoch fields in ISO 8601 UTC, for people; the epoch fields stay for programs."""
         doc = asdict(self)
         doc["feature_columns"] = list(self.feature_columns)
         doc["params"] = dict(self.params)
+        doc["training_from_time"] = iso(self.training_from)
+        doc["training_until_time"] = iso(self.training_until)
         return doc
 
     @classmethod
@@ -125,7 +133,7 @@ class ModelCard:
         if not (math.isfinite(doc["threshold"]) and doc["window_seconds"] > 0):
             raise ModelError("model card has a non-finite threshold or a non-positive window")
         try:
-            values = dict(doc)
+            values = {k: v for k, v in doc.items() if k not in _DERIVED}
             values["feature_columns"] = tuple(values["feature_columns"])
             return cls(**values)
         except (KeyError, TypeError) as exc:

@@ -31,6 +31,11 @@ def test_train_from_capture_writes_model_card_and_baseline(tmp_path: Path) -> No
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["edge_count"] == 6
     assert card["training_until"] - card["training_from"] > 5 * 3600
+    # readable times beside the epoch ones (Found 6), and a saved card loads back
+    assert card["training_from_time"].startswith("2026-01-") and card[
+        "training_from_time"
+    ].endswith("Z")
+    assert card["training_until_time"] > card["training_from_time"]
     assert card["params"]["n_estimators"] == 50
     bundle = load_bundle(out, 60.0)
     assert ("bookinfo/details", "external/www.googleapis.com", 443) in bundle.baseline.known_edges
