@@ -103,3 +103,21 @@ async def test_capture_review_exclude_train_serve_flags_the_attack_and_the_noteb
     assert len(outputs(nb, "image/png")) >= 2
     tuned = load_bundle(tmp_path / "nb-models" / "capture-tuned.skops", WINDOW)
     assert tuned.card.window_seconds == WINDOW
+    # One definition of an edge learned: the notebook counts what train counts (Found 6).
+    everything = tmp_path / "models" / "everything.skops"
+    again = await asyncio.to_thread(
+        meshwatch_cli,
+        "train",
+        "--from",
+        str(capture),
+        "--out",
+        str(everything),
+        "--n-estimators",
+        "30",
+    )
+    assert again.returncode == 0, again.stderr
+    cli_card = load_bundle(everything, WINDOW).card
+    assert (tuned.card.edge_count, tuned.card.training_rows + tuned.card.calibration_rows) == (
+        cli_card.edge_count,
+        cli_card.training_rows + cli_card.calibration_rows,
+    )
