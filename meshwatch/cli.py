@@ -255,8 +255,10 @@ def _parser() -> argparse.ArgumentParser:
         description="Edges with calls, windows with traffic, first and last seen, and how well "
         "their ends are identified; excluded edges and time ranges are left out as train would.",
     )
-    review.add_argument(
-        "--from", dest="capture_dir", type=Path, required=True, help="capture directory"
+    reviewed = review.add_mutually_exclusive_group(required=True)
+    reviewed.add_argument("--from", dest="capture_dir", type=Path, help="capture directory")
+    reviewed.add_argument(
+        "--model", dest="model_path", type=Path, help="a learned model (NAME.skops): its baseline"
     )
     _capture_flags(review)
     promote = baseline_sub.add_parser("promote", help="stop learning and start alerting now")
@@ -510,8 +512,12 @@ def _offline(args: argparse.Namespace) -> int:
                     print_line(f"saved {path}")
             return EXIT_OK
         if args.baseline == "review":
-            from meshwatch.runtime.training import review_capture
+            from meshwatch.runtime.training import review_capture, review_model
 
+            if args.model_path is not None:
+                for line in review_model(args.model_path, args.min_baseline_windows):
+                    print_line(line)
+                return EXIT_OK
             window, selection = _capture_selection(args)
             for line in review_capture(
                 args.capture_dir, window, selection, args.min_baseline_windows

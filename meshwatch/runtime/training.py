@@ -12,14 +12,20 @@ import yaml
 from tqdm import tqdm
 
 from meshwatch.adapters.files.capture import Capture, calls_from_table, read_capture
-from meshwatch.adapters.files.models import save_bundle
+from meshwatch.adapters.files.models import load_bundle, save_bundle
 from meshwatch.calls import Call, WindowSpec
 from meshwatch.detection.engine import DetectionParams, Mode
 from meshwatch.detection.models import ModelBundle, TrainingParams
 from meshwatch.errors import ModelError
 from meshwatch.features.describing import iso
 from meshwatch.monitor.replaying import Replayer, replay_monitor
-from meshwatch.monitor.reviewing import Selection, evidence, merge_aliases, review
+from meshwatch.monitor.reviewing import (
+    Selection,
+    evidence,
+    identity_quality,
+    merge_aliases,
+    review,
+)
 from meshwatch.simulation.evaluation import EvalConfig, EvalReport, evaluate
 from meshwatch.simulation.topologies import TOPOLOGIES
 
@@ -161,6 +167,36 @@ def review_capture(
         "leave an edge or a time range out with train --exclude-edge 'SRC->DST[:PORT]', "
         "--since, --until"
     )
+    return lines
+
+
+def review_model(model_path: Path, min_baseline_windows: int) -> list[str]:
+    """``meshwatch baseline review --model``: what a learned baseline holds, edge by edge."""
+    bundle = load_bundle(model_path)
+    card, baseline = bundle.card, bundle.baseline
+    lines = [
+        f"model {model_path}: {card.name!r}, {card.window_seconds:g}s windows, learned "
+        f"{iso(baseline.learned_from)[:19]} to {iso(baseline.learned_until)[:19]} "
+        f"from {baseline.calls:,} calls",
+        f"{len(baseline.known_edges)} known edges (never flagged as new), {len(baseline.edges)} "
+        f"with statistics; {len(baseline.approved)} caller/callee pair(s) approved since",
+        f"{'edge':<64} {'calls':>8} {'windows':>7} {'first seen':<20} judged   identity",
+    ]
+    for edge in sorted(baseline.known_edges):
+        learned = baseline.edges.get(edge)
+        source = baseline.actors.get(edge.source)
+        identity = identity_quality(source) if source is not None else "not recorded"
+        if learned is None:
+            lines.append(
+                f"{edge!s:<64} {'-':>8} {'-':>7} {'-':<20} novel-edge rule only   {identity}"
+            )
+            continue
+        judged = "yes" if learned.windows >= min_baseline_windows else "no (thin: warming up)"
+        lines.append(
+            f"{edge!s:<64} {learned.calls:>8,} {learned.windows:>7} "
+            f"{iso(learned.first_seen)[:19]:<20} {judged:<8} {identity}"
+        )
+    lines.append("to forget an edge learned by mistake, retrain with train --exclude-edge")
     return lines
 
 

@@ -89,6 +89,7 @@ def test_notebook_tunes_on_replayed_attacks_and_saves_a_named_model_where_told(
     _trees, _, recall, _ = chosen
     assert float(recall) >= 0.5  # attacks replayed as calls are told apart from normal windows
     assert "attacked edges:" in text and "held out after it" in text
+    assert any("peer metadata" in html for html in outputs(nb, "text/html"))  # the review table
 
 
 def test_notebook_refuses_to_overwrite_a_model_before_tuning(

@@ -75,6 +75,11 @@ async def test_capture_review_exclude_train_serve_flags_the_attack_and_the_noteb
     known = load_bundle(model, WINDOW).baseline.known_edges
     assert not any(e[1] == "external/exfil.example.net" for e in known)
     assert any(e[1] == "default/httpbin" for e in known)
+    learned = await asyncio.to_thread(meshwatch_cli, "baseline", "review", "--model", str(model))
+    assert learned.returncode == 0, learned.stderr
+    assert "default/sleep -> default/httpbin:8000" in learned.stdout
+    assert "exfil.example.net" not in learned.stdout
+    assert "peer metadata" in learned.stdout  # who the callers were, kept with the baseline
 
     # 4. Serve the model: the excluded attack edge is flagged at its first call.
     served: Running = await meshwatch(window=WINDOW, mode="observe", model=model)
