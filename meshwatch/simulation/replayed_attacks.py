@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from meshwatch.calls import Call, EdgeKey
-from meshwatch.simulation.traffic import PROBES, AttackKind
+from meshwatch.simulation.traffic import AttackKind, enumeration_probe
 
 TUNABLE = (
     AttackKind.ENUMERATION,
@@ -79,10 +79,7 @@ def inject(
         template = calls[hits[0]]
         extra = int(len(hits) * (1.5 if low_and_slow else 9.0))
         for t in np.sort(rng.uniform(start, end, extra)):
-            probe = PROBES[int(rng.integers(0, len(PROBES)))]
-            if rng.random() < 0.5:
-                probe = f"{probe}/{int(rng.integers(1, 1000))}"
-            status = int(rng.choice((404, 404, 404, 403, 401, 200)))
+            probe, status = enumeration_probe(rng)
             out.append(
                 template._replace(
                     time=float(t),

@@ -96,6 +96,15 @@ class ScaleUp:
     app: str
 
 
+def enumeration_probe(rng: np.random.Generator) -> tuple[str, int]:
+    """One path-enumeration request: an admin path (half the time with an id) and the status
+    a scanner mostly gets (4xx). Shared by the simulator and attacks written into captures."""
+    probe = PROBES[int(rng.integers(0, len(PROBES)))]
+    if rng.random() < 0.5:
+        probe = f"{probe}/{int(rng.integers(1, 1000))}"
+    return probe, int(rng.choice((404, 404, 404, 403, 401, 200)))
+
+
 def diurnal(t: float, trough: float = 0.3) -> float:
     """Load factor by time of day: ``trough`` at 04:00, 1.0 at 16:00 (UTC here)."""
     hour = (t % 86400) / 3600.0
@@ -287,10 +296,7 @@ class Simulator:
             target = self._workload(edge.target, t0)
             out = []
             for t in np.sort(rng.uniform(t0, t1, n)):
-                probe = PROBES[int(rng.integers(0, len(PROBES)))]
-                if rng.random() < 0.5:
-                    probe = f"{probe}/{int(rng.integers(1, 1000))}"
-                status = int(rng.choice((404, 404, 404, 403, 401, 200)))
+                probe, status = enumeration_probe(rng)
                 out.append(
                     Call(
                         float(t),

@@ -138,3 +138,12 @@ def test_notebook_never_writes_into_a_capture_directory_without_finished_files(
     with pytest.raises(CellExecutionError, match=r"no finished calls-.*still being written"):
         run_notebook(tmp_path, {"MESHWATCH_NB_CAPTURE": str(capture)}, monkeypatch, timeout=120)
     assert sorted(p.name for p in capture.iterdir()) == ["calls-20261130T000000.parquet.tmp"]
+
+
+def test_notebook_refuses_a_mistyped_capture_path_instead_of_simulating(
+    tmp_path: Path, monkeypatch: Any
+) -> None:  # Found 1: it used to generate Bookinfo traffic into that directory
+    missing = tmp_path / "captrue"
+    with pytest.raises(CellExecutionError, match="no capture directory"):
+        run_notebook(tmp_path, {"MESHWATCH_NB_CAPTURE": str(missing)}, monkeypatch, timeout=120)
+    assert not missing.exists()

