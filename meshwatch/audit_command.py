@@ -42,11 +42,12 @@ def list_checks(output_format: str) -> str:
     doc = checks_doc(ALL_CHECKS)
     if output_format == "json":
         return json.dumps(doc, indent=2)
-    lines = [f"{'CODE':<8} {'SEVERITY':<8} {'CHECK':<36} REFERENCES"]
+    lines = [f"{'CODE':<8} {'SEVERITY':<8} {'CHECK':<36} {'REFERENCES':<22} RELATED"]
     for check in doc:
         for code in check["codes"]:
             lines.append(
-                f"{code['code']:<8} {code['severity']:<8} {check['name']:<36} {', '.join(check['references'])}"
+                f"{code['code']:<8} {code['severity']:<8} {check['name']:<36} "
+                f"{', '.join(check['references']) or '-':<22} {', '.join(check['related']) or '-'}"
             )
     return "\n".join(lines)
 

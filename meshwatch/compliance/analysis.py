@@ -27,7 +27,12 @@ class CheckInfo:
     description: str
     inputs: tuple[str, ...]
     codes: tuple[str, ...]
-    references: tuple[str, ...] = ()  # IST####, KIA####, NIST SP 800-204A/B ids
+    references: tuple[str, ...] = ()
+    """Equivalents: the same finding on the same resources as that tool or control (a
+    fixture grid with positive and negative cases proves each IST/KIA code listed here)."""
+    related: tuple[str, ...] = ()
+    """Looser mappings: codes of istioctl analyze or Kiali about the same concern, whose
+    findings may differ in which resources they name or when they fire."""
 
 
 class Check(abc.ABC):
@@ -137,6 +142,7 @@ class Context:
                 message=message.render(args),
                 remediation=message.remediation,
                 references=self._check.info.references,
+                related=self._check.info.related,
                 check=self._check.info.name,
             )
         )

@@ -38,6 +38,7 @@ class Finding:
     message: str
     remediation: str
     references: tuple[str, ...]
+    related: tuple[str, ...]
     check: str
 
     @property

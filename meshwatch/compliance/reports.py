@@ -28,6 +28,7 @@ def finding_doc(finding: Finding) -> dict[str, Any]:
         "message": finding.message,
         "remediation": finding.remediation,
         "references": list(finding.references),
+        "related": list(finding.related),
         "check": finding.check,
         "file": finding.resource.file or None,
         "line": finding.resource.line or None,
@@ -73,12 +74,22 @@ def _fingerprint(finding: Finding) -> str:
     ]
 
 
+def _mapping(references: Sequence[str], related: Sequence[str]) -> str:
+    """How a rule maps to other tools: equivalents (same finding, same resources) apart from
+    related codes (the same concern, not the same findings)."""
+    return (
+        f"Equivalent to: {', '.join(references) or 'none'}. "
+        f"Related (not equivalent): {', '.join(related) or 'none'}."
+    )
+
+
 def render_sarif(
     findings: Sequence[Finding], suppressed: Sequence[Finding], checks: Sequence[Check]
 ) -> str:
     """SARIF 2.1.0 for GitHub code scanning: one rule per code, results with locations."""
     messages = catalogue()
     references = {code: c.info.references for c in checks for code in c.info.codes}
+    related = {code: c.info.related for c in checks for code in c.info.codes}
     check_names = {code: c.info.name for c in checks for code in c.info.codes}
     codes = sorted(references)
     rules = []
@@ -91,14 +102,16 @@ def render_sarif(
                 "shortDescription": {"text": m.description},
                 "fullDescription": {"text": f"{m.description} ({check_names[code]})"},
                 "help": {
-                    "text": f"{m.remediation}\nReferences: {', '.join(references[code]) or 'none'}",
-                    "markdown": f"**Fix:** {m.remediation}\n\nReferences: {', '.join(references[code]) or 'none'}",
+                    "text": f"{m.remediation}\n{_mapping(references[code], related[code])}",
+                    "markdown": f"**Fix:** {m.remediation}\n\n{_mapping(references[code], related[code])}",
                 },
                 "defaultConfiguration": {"level": _SARIF_LEVEL[m.level]},
                 "properties": {
                     "security-severity": f"{m.security_severity:.1f}",
                     "tags": ["security", "istio", *references[code]],
                     "precision": "high",
+                    "references": list(references[code]),
+                    "related": list(related[code]),
                 },
             }
         )
@@ -162,6 +175,7 @@ def checks_doc(checks: Sequence[Check]) -> list[dict[str, Any]]:
             "severity": max(messages[code].level for code in c.info.codes).label,
             "inputs": list(c.info.inputs),
             "references": list(c.info.references),
+            "related": list(c.info.related),
         }
         for c in checks
     ]

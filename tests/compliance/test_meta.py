@@ -74,3 +74,25 @@ def test_every_code_is_exercised_by_a_positive_fixture() -> None:
 
     expected = {code for f in FIXTURES.rglob("positive*.yaml") for code, _ in expectations(f)}
     assert expected == {code for c in ALL_CHECKS for code in c.info.codes}
+
+
+def test_every_tool_code_claimed_equivalent_has_positive_and_negative_fixtures() -> None:
+    """A check lists an istioctl (IST) or Kiali (KIA) code under ``references`` only when its
+    fixture grid proves the same finding on the same resources: both kinds of case exist."""
+    import re
+
+    from tests.compliance.grid import FIXTURES, expectations
+
+    for check in ALL_CHECKS:
+        claimed = [r for r in check.info.references if re.fullmatch(r"(IST|KIA)\d{4}", r)]
+        if not claimed:
+            continue
+        cases = sorted((FIXTURES / check.info.name).glob("*.yaml"))
+        found = [expectations(p) for p in cases]
+        assert any(found), f"{check.info.name}: no positive fixture for {claimed}"
+        assert any(not f for f in found), f"{check.info.name}: no negative fixture for {claimed}"
+
+
+def test_references_and_related_do_not_overlap() -> None:
+    for check in ALL_CHECKS:
+        assert not set(check.info.references) & set(check.info.related), check.info.name

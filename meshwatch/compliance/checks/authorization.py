@@ -61,7 +61,8 @@ class WorkloadCoverage(Check):
         description="Workloads selected by no AuthorizationPolicy (only mesh-wide or namespace-wide defaults apply).",
         inputs=(AP, WORKLOAD, MESH_CONFIG),
         codes=("MW0202",),
-        references=("KIA1301", "SAUZ-SR-1"),
+        references=("SAUZ-SR-1",),
+        related=("KIA1301",),
     )
 
     def analyze(self, ctx: Context) -> None:
@@ -124,7 +125,7 @@ class HttpOnlyDenyOnTcp(Check):
         description="A DENY rule built only from HTTP attributes applied to TCP ports becomes deny-all there.",
         inputs=(AP, "Service", WORKLOAD),
         codes=("MW0206",),
-        references=("KIA0102",),
+        related=("KIA0102",),
     )
 
     def analyze(self, ctx: Context) -> None:
@@ -180,7 +181,10 @@ class MissingNamespaces(Check):
         description="Rules naming source namespaces that do not exist (when Namespaces are in the input).",
         inputs=(AP, "Namespace"),
         codes=("MW0207",),
-        references=("IST0101", "KIA0101"),
+        related=(
+            "IST0101",
+            "KIA0101",
+        ),
     )
 
     def analyze(self, ctx: Context) -> None:
@@ -203,7 +207,10 @@ class SelectorMatchesNothing(Check):
         description="Security resources whose selector matches no workload in their namespace.",
         inputs=(AP, "PeerAuthentication", "RequestAuthentication", "Sidecar", WORKLOAD),
         codes=("MW0208",),
-        references=("IST0127", "KIA0004"),
+        related=(
+            "IST0127",
+            "KIA0004",
+        ),
     )
 
     def analyze(self, ctx: Context) -> None:
@@ -225,7 +232,10 @@ class ForeignTrustDomain(Check):
         description="Principals of a trust domain that is neither the mesh's nor one of its aliases.",
         inputs=(AP, MESH_CONFIG),
         codes=("MW0209",),
-        references=("KIA0106", "KIA0107"),
+        related=(
+            "KIA0106",
+            "KIA0107",
+        ),
     )
 
     def analyze(self, ctx: Context) -> None:

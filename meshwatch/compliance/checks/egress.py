@@ -13,7 +13,7 @@ class OutboundAllowAny(Check):
         description="outboundTrafficPolicy ALLOW_ANY (Istio's default) lets workloads call any external host.",
         inputs=(MESH_CONFIG, "Sidecar"),
         codes=("MW0601",),
-        references=("KIA1007",),
+        related=("KIA1007",),
     )
 
     def analyze(self, ctx: Context) -> None:
@@ -39,7 +39,7 @@ class EgressSidecar(Check):
         description="Namespaces running workloads with no Sidecar resource restricting egress hosts.",
         inputs=("Sidecar", "Namespace", WORKLOAD, MESH_CONFIG),
         codes=("MW0602",),
-        references=("KIA1004",),
+        related=("KIA1004",),
     )
 
     def analyze(self, ctx: Context) -> None:

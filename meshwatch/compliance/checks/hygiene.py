@@ -47,7 +47,7 @@ class DeprecatedApis(Check):
         description="Istio API groups and versions that are deprecated or no longer served.",
         inputs=ISTIO_KINDS,
         codes=("MW0901",),
-        references=("IST0002",),
+        related=("IST0002",),
     )
 
     def analyze(self, ctx: Context) -> None:
@@ -66,7 +66,6 @@ class EnvoyFilterInventory(Check):
         description="Every EnvoyFilter, which bypasses Istio's API guarantees and can change security behaviour.",
         inputs=("EnvoyFilter",),
         codes=("MW0902",),
-        references=("IST0151",),
     )
 
     def analyze(self, ctx: Context) -> None:

@@ -70,7 +70,10 @@ class GatewayCredential(Check):
         description="A Gateway credentialName naming a Secret that is not in the input (when Secrets are).",
         inputs=("Gateway", "Secret", MESH_CONFIG),
         codes=("MW0505",),
-        references=("IST0161", "IST0101"),
+        related=(
+            "IST0161",
+            "IST0101",
+        ),
     )
 
     def analyze(self, ctx: Context) -> None:

@@ -25,7 +25,7 @@ class NamespaceInjection(Check):
         description="Namespaces not enabled for sidecar injection (neither istio-injection nor istio.io/rev).",
         inputs=("Namespace", MESH_CONFIG),
         codes=("MW0701",),
-        references=("IST0102",),
+        related=("IST0102",),
     )
 
     def analyze(self, ctx: Context) -> None:
@@ -53,7 +53,7 @@ class InjectionOptOut(Check):
         description="Pods or workloads opting out of sidecar injection.",
         inputs=(WORKLOAD,),
         codes=("MW0702",),
-        references=("IST0103",),
+        related=("IST0103",),
     )
 
     def analyze(self, ctx: Context) -> None:
@@ -68,7 +68,7 @@ class ProxyUid(Check):
         description="Application containers running as UID 1337, whose traffic the sidecar does not capture.",
         inputs=(WORKLOAD,),
         codes=("MW0703",),
-        references=("IST0144",),
+        related=("IST0144",),
     )
 
     def analyze(self, ctx: Context) -> None:

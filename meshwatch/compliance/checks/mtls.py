@@ -22,7 +22,8 @@ class MeshWideStrictMtls(Check):
         description="A mesh-wide STRICT PeerAuthentication in the root namespace requires mTLS everywhere.",
         inputs=(PA, MESH_CONFIG),
         codes=("MW0101",),
-        references=("KIA0205", "SM-DR16"),
+        references=("SM-DR16",),
+        related=("KIA0205",),
     )
 
     def analyze(self, ctx: Context) -> None:
@@ -44,7 +45,8 @@ class MtlsDowngrade(Check):
         description="Namespace, workload or port-level PeerAuthentication downgrades to PERMISSIVE or DISABLE.",
         inputs=(PA, MESH_CONFIG),
         codes=("MW0102", "MW0103"),
-        references=("KIA0207", "SM-DR16"),
+        references=("SM-DR16",),
+        related=("KIA0207",),
     )
 
     def analyze(self, ctx: Context) -> None:
@@ -78,7 +80,11 @@ class DestinationRuleDisablesMtls(Check):
         description="A DestinationRule with tls.mode DISABLE toward an in-mesh host whose namespace requires STRICT.",
         inputs=("DestinationRule", PA, MESH_CONFIG),
         codes=("MW0104",),
-        references=("IST0113", "KIA0207", "SM-DR16"),
+        references=("SM-DR16",),
+        related=(
+            "IST0113",
+            "KIA0207",
+        ),
     )
 
     def analyze(self, ctx: Context) -> None:
@@ -116,7 +122,11 @@ class IdentityPolicyWithoutStrictMtls(Check):
         description="Principal- or namespace-based authorization where mTLS is not STRICT (the identity may be absent).",
         inputs=("AuthorizationPolicy", PA, MESH_CONFIG, WORKLOAD),
         codes=("MW0105",),
-        references=("KIA0105", "SM-DR16", "SAUZ-SR-1"),
+        references=(
+            "SM-DR16",
+            "SAUZ-SR-1",
+        ),
+        related=("KIA0105",),
     )
 
     def analyze(self, ctx: Context) -> None:

@@ -31,7 +31,10 @@ class ServerVerification(Check):
         description="SIMPLE or MUTUAL TLS origination without caCertificates/credentialName or subjectAltNames.",
         inputs=("DestinationRule",),
         codes=("MW0401",),
-        references=("IST0128", "IST0129"),
+        related=(
+            "IST0128",
+            "IST0129",
+        ),
     )
 
     def analyze(self, ctx: Context) -> None:
@@ -62,7 +65,7 @@ class InsecureSkipVerify(Check):
         description="insecureSkipVerify disables upstream certificate verification entirely.",
         inputs=("DestinationRule",),
         codes=("MW0402",),
-        references=("IST0128",),
+        related=("IST0128",),
     )
 
     def analyze(self, ctx: Context) -> None:
