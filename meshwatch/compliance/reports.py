@@ -60,6 +60,11 @@ def render_table(
         lines.append(f"        fix: {f.remediation}")
     for error in errors:
         lines.append(f"ERROR   {error}")
+    if suppressed:
+        lines.append("suppressed (not counted; --suppress or meshwatch.io/audit-suppress):")
+        for f in suppressed:
+            where = f" ({f.resource.file}:{f.resource.line})" if f.resource.file else ""
+            lines.append(f"  {f.severity.label:<7} {f.code} {f.ref}{where}: {f.message}")
     counts = {s: sum(1 for f in findings if f.severity == s) for s in Severity}
     lines.append(
         f"{len(findings)} finding(s): {counts[Severity.ERROR]} error, {counts[Severity.WARNING]} warning, "

@@ -107,7 +107,12 @@ def test_suppression_by_flag_and_by_annotation(tmp_path: Path) -> None:
             "metadata: {name: oops, namespace: shop, annotations: {meshwatch.io/audit-suppress: 'MW0203'}}",
         )
     )
-    assert run(str(annotated)).returncode == 0
+    table = run(str(annotated))
+    assert table.returncode == 0
+    # the table lists what it suppressed, apart, not only a count (issue 11)
+    listed = table.stdout.split("suppressed (not counted", 1)[1]
+    assert "MW0203 AuthorizationPolicy shop/oops" in listed
+    assert table.stdout.strip().endswith("0 finding(s): 0 error, 0 warning, 0 info; 1 suppressed")
     assert run("--suppress", "nonsense", str(POSITIVE)).returncode == 2
 
 

@@ -77,9 +77,9 @@ class MtlsDowngrade(Check):
 class DestinationRuleDisablesMtls(Check):
     info = CheckInfo(
         name="destination-rule-disables-mtls",
-        description="A DestinationRule with tls.mode DISABLE toward an in-mesh host whose namespace requires STRICT.",
+        description="A DestinationRule with tls.mode DISABLE toward an in-mesh host: an error where the namespace requires STRICT, a warning where it still accepts plaintext.",
         inputs=("DestinationRule", PA, MESH_CONFIG),
-        codes=("MW0104",),
+        codes=("MW0104", "MW0106"),
         references=("SM-DR16",),
         related=(
             "IST0113",
@@ -100,8 +100,11 @@ class DestinationRuleDisablesMtls(Check):
             ]
             if not any(str(t.get("mode", "")).upper() == "DISABLE" for t in tls_settings):
                 continue
-            if effective_namespace_mode(ctx.for_each(PA, namespace), mesh_pa) == "STRICT":
+            mode = effective_namespace_mode(ctx.for_each(PA, namespace), mesh_pa)
+            if mode == "STRICT":
                 ctx.report("MW0104", rule, host=host, namespace=namespace)
+            else:  # plaintext on purpose deserves a finding whatever the mesh mode
+                ctx.report("MW0106", rule, host=host, namespace=namespace, mode=mode)
 
 
 def _host_namespace(host: str, default: str) -> str | None:
