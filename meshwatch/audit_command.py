@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from meshwatch.adapters.files.manifests import load
 from meshwatch.compliance.auditing import Suppression, audit
@@ -34,6 +35,7 @@ class AuditRequest:
     output_format: str
     fail_on: str
     suppress: Sequence[str]
+    sarif_root: str = "."
 
 
 def list_checks(output_format: str) -> str:
@@ -81,7 +83,8 @@ def run_audit(request: AuditRequest, out: Callable[[str], None]) -> int:
     if request.output_format == "json":
         out(render_json(result.findings, result.suppressed, errors))
     elif request.output_format == "sarif":
-        out(render_sarif(result.findings, result.suppressed, ALL_CHECKS))
+        root = str(Path(request.sarif_root).resolve())
+        out(render_sarif(result.findings, result.suppressed, ALL_CHECKS, root, str(Path.cwd())))
         for error in errors:
             print(f"meshwatch audit: {error}", file=sys.stderr)
     else:

@@ -216,6 +216,12 @@ def _parser() -> argparse.ArgumentParser:
         help="suppress a finding (globs allowed); repeatable",
     )
     audit.add_argument(
+        "--sarif-root",
+        default=".",
+        metavar="DIR",
+        help="SARIF locations are relative to this directory (default: the current one)",
+    )
+    audit.add_argument(
         "--list-checks", action="store_true", help="list checks, codes and references"
     )
     train = sub.add_parser(
@@ -435,6 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 output_format=args.output_format,
                 fail_on=args.fail_on,
                 suppress=args.suppress,
+                sarif_root=args.sarif_root,
             )
             return run_audit(request, print_line)
         if args.command == "policies" or (

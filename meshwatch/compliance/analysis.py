@@ -8,6 +8,7 @@ inputs stay honest (the meta-tests compare declared with read).
 from __future__ import annotations
 
 import abc
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -133,6 +134,8 @@ class Context:
         if code not in self._check.info.codes:
             raise AssertionError(f"{self._check.info.name} reports undeclared code {code}")
         message = catalogue()[code]
+        if not resource.file:
+            resource = self._located(resource)
         self.findings.append(
             Finding(
                 code=code,
@@ -146,6 +149,23 @@ class Context:
                 check=self._check.info.name,
             )
         )
+
+    def _located(self, resource: Resource) -> Resource:
+        """A resource the input does not hold (a namespace it only uses, the mesh) placed at
+        the object that brought it in, so code-scanning UIs can show the finding: the mesh
+        config for the mesh, else the first object (by file and line) in that namespace."""
+        snapshot = self._snapshot
+        if resource.kind in ("Mesh", MESH_CONFIG, "MeshConfig"):
+            candidates = snapshot.by_kind.get(MESH_CONFIG, []) or [
+                r for r in snapshot.resources if r.namespace == snapshot.root_namespace
+            ]
+        else:
+            namespace = resource.name if resource.kind == "Namespace" else resource.namespace
+            candidates = [r for r in snapshot.resources if r.namespace == namespace]
+        placed = sorted((r for r in candidates if r.file), key=lambda r: (r.file, r.line))
+        if not placed:
+            return resource
+        return dataclasses.replace(resource, file=placed[0].file, line=placed[0].line)
 
 
 def synthetic(kind: str, namespace: str, name: str) -> Resource:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 from meshwatch import __version__
 from meshwatch.compliance.analysis import Check
@@ -88,10 +90,28 @@ def _mapping(references: Sequence[str], related: Sequence[str]) -> str:
     )
 
 
+SRCROOT = "SRCROOT"
+
+
+def artifact_location(file: str, root: str, cwd: str) -> dict[str, str]:
+    """A SARIF artifactLocation: relative to ``SRCROOT`` (``root``) when the file is under it,
+    else an absolute ``file://`` URI. ``root`` and ``cwd`` are absolute; pure path arithmetic."""
+    absolute = file if posixpath.isabs(file) else posixpath.normpath(posixpath.join(cwd, file))
+    relative = posixpath.relpath(absolute, root)
+    if relative == ".." or relative.startswith("../"):
+        return {"uri": "file://" + quote(absolute)}
+    return {"uri": quote(relative), "uriBaseId": SRCROOT}
+
+
 def render_sarif(
-    findings: Sequence[Finding], suppressed: Sequence[Finding], checks: Sequence[Check]
+    findings: Sequence[Finding],
+    suppressed: Sequence[Finding],
+    checks: Sequence[Check],
+    root: str,
+    cwd: str,
 ) -> str:
-    """SARIF 2.1.0 for GitHub code scanning: one rule per code, results with locations."""
+    """SARIF 2.1.0 for GitHub code scanning: one rule per code, results with locations
+    relative to ``root`` (``originalUriBaseIds.SRCROOT``), which the caller resolves."""
     messages = catalogue()
     references = {code: c.info.references for c in checks for code in c.info.codes}
     related = {code: c.info.related for c in checks for code in c.info.codes}
@@ -131,7 +151,7 @@ def render_sarif(
         }
         if r.file:
             location["physicalLocation"] = {
-                "artifactLocation": {"uri": r.file},
+                "artifactLocation": artifact_location(r.file, root, cwd),
                 "region": {"startLine": max(1, r.line)},
             }
         doc: dict[str, Any] = {
@@ -158,6 +178,7 @@ def render_sarif(
                         "rules": rules,
                     }
                 },
+                "originalUriBaseIds": {SRCROOT: {"uri": "file://" + quote(root.rstrip("/") + "/")}},
                 "results": [result(f, False) for f in findings]
                 + [result(f, True) for f in suppressed],
             }

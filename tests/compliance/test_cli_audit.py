@@ -138,3 +138,39 @@ def test_table_is_the_default_and_reads_like_a_report() -> None:
     assert proc.stdout.splitlines()[0].startswith("ERROR   MW0203 AuthorizationPolicy shop/oops")
     assert "fix:" in proc.stdout
     assert proc.stdout.strip().endswith("0 suppressed")
+
+
+def test_sarif_uris_are_relative_to_the_sarif_root_and_implicit_resources_are_located(
+    tmp_path: Path,
+) -> None:
+    repo = tmp_path / "repo"
+    (repo / "k8s").mkdir(parents=True)
+    # A namespace used by a workload but not declared: the default-deny finding is about it.
+    (repo / "k8s" / "app.yaml").write_text(
+        "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\n"
+        "metadata: {name: default, namespace: istio-system}\nspec: {mtls: {mode: STRICT}}\n"
+        "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\n"
+        "spec:\n  template:\n    metadata: {labels: {app: web}}\n"
+        "    spec: {containers: [{name: web, image: web:1}]}\n"
+    )
+    absolute = str(repo / "k8s" / "app.yaml")  # an absolute path, as CI scripts pass them
+    proc = run("--format", "sarif", "--fail-on", "info", "--sarif-root", str(repo), absolute)
+    sarif = json.loads(proc.stdout)
+    jsonschema.validate(sarif, SCHEMA)
+    run_ = sarif["runs"][0]
+    assert run_["originalUriBaseIds"]["SRCROOT"]["uri"] == f"file://{repo}/"
+    by_code = {r["ruleId"]: r for r in run_["results"]}
+    deny = by_code["MW0201"]  # Namespace shop exists only through the Deployment in it
+    assert deny["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] == "Namespace shop"
+    artifact = deny["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert artifact == {"uri": "k8s/app.yaml", "uriBaseId": "SRCROOT"}
+    for result in run_["results"]:
+        uri = result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        assert not uri.startswith("/"), uri
+    # Outside the root: an absolute file URI, never a path that climbs out of SRCROOT.
+    other = run("--format", "sarif", "--sarif-root", str(tmp_path / "elsewhere"), absolute)
+    located = json.loads(other.stdout)["runs"][0]["results"][0]["locations"][0]
+    assert located["physicalLocation"]["artifactLocation"] == {"uri": f"file://{absolute}"}
+    rules = {r["id"]: r for r in run_["tool"]["driver"]["rules"]}
+    assert rules["MW0703"]["properties"]["related"] == ["IST0144"]
+    assert "Related (not equivalent): IST0144" in rules["MW0703"]["help"]["text"]
