@@ -44,6 +44,7 @@ ALL_CHECKS: tuple[Check, ...] = (
     injection.NamespaceInjection(),
     injection.InjectionOptOut(),
     injection.ProxyUid(),
+    injection.ProxyUidElsewhere(),
     injection.TrafficExclusion(),
     wiring.AlsProviders(),
     wiring.AlsClusterHttp2(),

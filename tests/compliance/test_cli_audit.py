@@ -122,8 +122,9 @@ def test_list_checks_json_keeps_equivalents_apart_from_related_codes() -> None:
     checks = {c["name"]: c for c in json.loads(proc.stdout)}
     assert len(checks) >= 30
     uid = checks["application-uid-1337"]
-    # Not proven equivalent by the fixture grid yet: related, never claimed as the same finding.
-    assert (uid["references"], uid["related"]) == ([], ["IST0144"])
+    # Proven by the fixture grid (istioctl's own semantics); its wider cases are related only.
+    assert (uid["references"], uid["related"]) == (["IST0144"], [])
+    assert checks["application-uid-1337-other-workloads"]["related"] == ["IST0144"]
     # An inventory of EnvoyFilters is none of IST0151-IST0155 (issue 11).
     inventory = checks["envoy-filter-inventory"]
     assert inventory["references"] == inventory["related"] == []
@@ -172,5 +173,6 @@ def test_sarif_uris_are_relative_to_the_sarif_root_and_implicit_resources_are_lo
     located = json.loads(other.stdout)["runs"][0]["results"][0]["locations"][0]
     assert located["physicalLocation"]["artifactLocation"] == {"uri": f"file://{absolute}"}
     rules = {r["id"]: r for r in run_["tool"]["driver"]["rules"]}
-    assert rules["MW0703"]["properties"]["related"] == ["IST0144"]
-    assert "Related (not equivalent): IST0144" in rules["MW0703"]["help"]["text"]
+    assert rules["MW0703"]["properties"]["references"] == ["IST0144"]
+    assert rules["MW0705"]["properties"]["related"] == ["IST0144"]
+    assert "Related (not equivalent): IST0144" in rules["MW0705"]["help"]["text"]

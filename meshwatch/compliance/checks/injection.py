@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from meshwatch.compliance.analysis import Check, CheckInfo, Context
-from meshwatch.istio.resources import MESH_CONFIG, SYSTEM_NAMESPACES, WORKLOAD, as_map
+from meshwatch.istio.resources import (
+    MESH_CONFIG,
+    SYSTEM_NAMESPACES,
+    WORKLOAD,
+    Resource,
+    as_list,
+    as_map,
+)
 
 INJECT = "sidecar.istio.io/inject"
 PROXY_UID = 1337
@@ -62,24 +72,70 @@ class InjectionOptOut(Check):
                 ctx.report("MW0702", pod.owner)
 
 
+ISTIOCTL_UID_KINDS = frozenset({"Pod", "Deployment"})
+"""The kinds istioctl's ``applicationUID.Analyzer`` (IST0144) reads."""
+NOT_APPLICATIONS = frozenset({"istio-proxy", "istio-operator"})
+
+
+def _is_istio_control_plane(resource: Resource) -> bool:
+    """As istioctl decides it: an ``istio`` label of any value, or ``release: istio``."""
+    labels = resource.labels
+    return "istio" in labels or labels.get("release") == "istio"
+
+
+def _uid(securable: Mapping[str, Any]) -> object:
+    return as_map(securable.get("securityContext")).get("runAsUser")
+
+
 class ProxyUid(Check):
+    """IST0144, exactly as ``istioctl analyze`` raises it (``applicationUID.Analyzer``): on
+    Pods and Deployments not labelled as Istio's control plane, once for a pod-level
+    ``runAsUser: 1337`` and once more for every container (not init containers, not
+    ``istio-proxy`` or ``istio-operator``) whose own securityContext sets it."""
+
     info = CheckInfo(
         name="application-uid-1337",
-        description="Application containers running as UID 1337, whose traffic the sidecar does not capture.",
+        description="Application containers running as UID 1337, whose traffic the sidecar does not capture (IST0144's cases).",
         inputs=(WORKLOAD,),
         codes=("MW0703",),
+        references=("IST0144",),
+    )
+
+    def analyze(self, ctx: Context) -> None:
+        for pod in ctx.all_pods():
+            if pod.owner.kind not in ISTIOCTL_UID_KINDS or _is_istio_control_plane(pod.owner):
+                continue
+            if _uid(pod.spec) == PROXY_UID:
+                ctx.report("MW0703", pod.owner, where="the pod securityContext")
+            for container in as_list(pod.spec.get("containers")):
+                container = as_map(container)
+                name = str(container.get("name", "?"))
+                if name not in NOT_APPLICATIONS and _uid(container) == PROXY_UID:
+                    ctx.report("MW0703", pod.owner, where=f"container {name}")
+
+
+class ProxyUidElsewhere(Check):
+    """What IST0144 leaves out: workload kinds istioctl does not read (StatefulSet, DaemonSet,
+    Job, CronJob, ReplicaSet), where a container running as 1337 escapes capture as much."""
+
+    info = CheckInfo(
+        name="application-uid-1337-other-workloads",
+        description="Containers of StatefulSets, DaemonSets, Jobs and the like running as UID 1337.",
+        inputs=(WORKLOAD,),
+        codes=("MW0705",),
         related=("IST0144",),
     )
 
     def analyze(self, ctx: Context) -> None:
         for pod in ctx.all_pods():
-            pod_uid = as_map(pod.spec.get("securityContext")).get("runAsUser")
-            for container in pod.containers:
-                if container.get("name") == "istio-proxy":
-                    continue
+            if pod.owner.kind in ISTIOCTL_UID_KINDS or _is_istio_control_plane(pod.owner):
+                continue
+            pod_uid = _uid(pod.spec)
+            for container in pod.containers:  # init containers too, inheriting the pod's UID
+                name = str(container.get("name", "?"))
                 uid = as_map(container.get("securityContext")).get("runAsUser", pod_uid)
-                if uid == PROXY_UID:
-                    ctx.report("MW0703", pod.owner, container=container.get("name", "?"))
+                if name not in NOT_APPLICATIONS and uid == PROXY_UID:
+                    ctx.report("MW0705", pod.owner, container=name, kind=pod.owner.kind)
 
 
 class TrafficExclusion(Check):
