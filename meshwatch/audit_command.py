@@ -49,7 +49,7 @@ def list_checks(output_format: str) -> str:
         for code in check["codes"]:
             lines.append(
                 f"{code['code']:<8} {code['severity']:<8} {check['name']:<36} "
-                f"{', '.join(check['references']) or '-':<22} {', '.join(check['related']) or '-'}"
+                f"{', '.join(code['references']) or '-':<22} {', '.join(check['related']) or '-'}"
             )
     return "\n".join(lines)
 

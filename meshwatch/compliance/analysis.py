@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from meshwatch.compliance.catalogue import catalogue
@@ -34,6 +34,13 @@ class CheckInfo:
     related: tuple[str, ...] = ()
     """Looser mappings: codes of istioctl analyze or Kiali about the same concern, whose
     findings may differ in which resources they name or when they fire."""
+    per_code: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Equivalents of single codes, when a check's codes map to different tool codes (one
+    analyzer raising IST0151 to IST0155, say); a code listed here has only these."""
+
+    def references_of(self, code: str) -> tuple[str, ...]:
+        """What ``code`` is equivalent to."""
+        return self.per_code.get(code, self.references)
 
 
 class Check(abc.ABC):
@@ -144,7 +151,7 @@ class Context:
                 resource=resource,
                 message=message.render(args),
                 remediation=message.remediation,
-                references=self._check.info.references,
+                references=self._check.info.references_of(code),
                 related=self._check.info.related,
                 check=self._check.info.name,
             )

@@ -8,6 +8,7 @@ from meshwatch.compliance.checks import (
     authentication,
     authorization,
     egress,
+    envoy_filters,
     hygiene,
     ingress,
     injection,
@@ -50,5 +51,6 @@ ALL_CHECKS: tuple[Check, ...] = (
     wiring.AlsClusterHttp2(),
     hygiene.DeprecatedApis(),
     hygiene.EnvoyFilterInventory(),
+    envoy_filters.EnvoyFilterPatchOperations(),
     hygiene.DefaultServiceAccount(),
 )

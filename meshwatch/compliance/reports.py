@@ -113,7 +113,7 @@ def render_sarif(
     """SARIF 2.1.0 for GitHub code scanning: one rule per code, results with locations
     relative to ``root`` (``originalUriBaseIds.SRCROOT``), which the caller resolves."""
     messages = catalogue()
-    references = {code: c.info.references for c in checks for code in c.info.codes}
+    references = {code: c.info.references_of(code) for c in checks for code in c.info.codes}
     related = {code: c.info.related for c in checks for code in c.info.codes}
     check_names = {code: c.info.name for c in checks for code in c.info.codes}
     codes = sorted(references)
@@ -195,7 +195,12 @@ def checks_doc(checks: Sequence[Check]) -> list[dict[str, Any]]:
             "name": c.info.name,
             "description": c.info.description,
             "codes": [
-                {"code": code, "name": messages[code].name, "severity": messages[code].level.label}
+                {
+                    "code": code,
+                    "name": messages[code].name,
+                    "severity": messages[code].level.label,
+                    "references": list(c.info.references_of(code)),
+                }
                 for code in c.info.codes
             ],
             "severity": max(messages[code].level for code in c.info.codes).label,

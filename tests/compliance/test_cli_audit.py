@@ -130,7 +130,22 @@ def test_list_checks_json_keeps_equivalents_apart_from_related_codes() -> None:
     assert inventory["references"] == inventory["related"] == []
     table = run("--list-checks").stdout.splitlines()
     assert table[0].split() == ["CODE", "SEVERITY", "CHECK", "REFERENCES", "RELATED"]
-    assert uid["codes"] == [{"code": "MW0703", "name": "ApplicationUid1337", "severity": "error"}]
+    assert uid["codes"] == [
+        {
+            "code": "MW0703",
+            "name": "ApplicationUid1337",
+            "severity": "error",
+            "references": ["IST0144"],
+        }
+    ]
+    patches = {c["code"]: c["references"] for c in checks["envoy-filter-patch-operations"]["codes"]}
+    assert patches == {
+        "MW0904": ["IST0151"],
+        "MW0905": ["IST0152"],
+        "MW0906": ["IST0153"],
+        "MW0907": ["IST0154"],
+        "MW0908": ["IST0155"],
+    }
     assert "Workload" in uid["inputs"]
 
 

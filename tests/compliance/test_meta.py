@@ -84,7 +84,8 @@ def test_every_tool_code_claimed_equivalent_has_positive_and_negative_fixtures()
     from tests.compliance.grid import FIXTURES, expectations
 
     for check in ALL_CHECKS:
-        claimed = [r for r in check.info.references if re.fullmatch(r"(IST|KIA)\d{4}", r)]
+        mapped = set(check.info.references).union(*check.info.per_code.values())
+        claimed = [r for r in mapped if re.fullmatch(r"(IST|KIA)\d{4}", r)]
         if not claimed:
             continue
         cases = sorted((FIXTURES / check.info.name).glob("*.yaml"))
@@ -95,4 +96,6 @@ def test_every_tool_code_claimed_equivalent_has_positive_and_negative_fixtures()
 
 def test_references_and_related_do_not_overlap() -> None:
     for check in ALL_CHECKS:
-        assert not set(check.info.references) & set(check.info.related), check.info.name
+        mapped = set(check.info.references).union(*check.info.per_code.values())
+        assert not mapped & set(check.info.related), check.info.name
+        assert set(check.info.per_code) <= set(check.info.codes), check.info.name
