@@ -132,9 +132,15 @@ class Monitor:
         self.engine.adopt(bundle)
         return [BaselinePromoted(bundle.card, len(bundle.baseline.known_edges), at)]
 
-    def open_window(self, end: float) -> WindowWork | None:
-        """Take the window ending at ``end``: learn from it, or return its rows to score."""
-        _, views = self.graph.snapshot(end)
+    def window_views(self, end: float) -> list[EdgeView]:
+        """The window ending at ``end``, read now (``open_window`` takes it later)."""
+        return self.graph.snapshot(end)[1]
+
+    def open_window(self, end: float, views: list[EdgeView] | None = None) -> WindowWork | None:
+        """Take the window ending at ``end``: learn from it, or return its rows to score.
+        ``views``: the window as read before a promotion (live), not after it."""
+        if views is None:
+            views = self.window_views(end)
         rows, matrix = self.engine.window_rows(views, end)
         bundle = self.engine.bundle
         if self.engine.mode is not Mode.OBSERVE or bundle is None or not rows:

@@ -218,12 +218,16 @@ class MonitorService:
         """``Monitor.close_window``, with fitting and scoring in a worker thread."""
         monitor = self.monitor
         events: list[Event] = []
+        # Read the window before a promotion: calls keep arriving while the model fits in a
+        # thread, and the newest slices push the oldest out of each edge's ring. A replay
+        # reads the window at its boundary; so must the live service, however long the fit.
+        views = monitor.window_views(end)
         if monitor.promotion_due(end) and not self._promoting:
             try:
                 await self.promote(end)
             except ModelError as exc:
                 events.append(PromotionFailed(str(exc), end))
-        work = monitor.open_window(end)
+        work = monitor.open_window(end, views)
         scores = np.zeros(0)
         if work is not None:
             started = time.perf_counter()
