@@ -1,6 +1,9 @@
-"""Builders of ``Call`` and ``Workload`` values for tests: one place, with readable defaults."""
+"""Builders of ``Call`` and ``Workload`` values (and simulated captures) for tests: one place,
+with readable defaults."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from meshwatch.calls import Call, Protocol, Reporter, Workload
 
@@ -51,3 +54,21 @@ def make_call(
         reporter,
         authority,
     )
+
+
+def simulated_capture(
+    path: Path, seconds: float, *, window: float = 60.0, seed: int = 4, source: str = "live"
+) -> Path:
+    """A capture directory of simulated Bookinfo traffic from ``EPOCH``, in one file, with
+    the metadata ``serve --capture-dir`` writes (``window`` seconds, 6 slices)."""
+    from meshwatch.adapters.files.capture import CaptureMeta, CaptureWriter
+    from meshwatch.simulation.evaluation import EPOCH
+    from meshwatch.simulation.topologies import BOOKINFO
+    from meshwatch.simulation.traffic import Simulator
+
+    meta = CaptureMeta(window, 6, "cluster.local", source=source)
+    writer = CaptureWriter(path, rotate_seconds=1e9, rotate_rows=10**9, meta=meta)
+    for batch in Simulator(BOOKINFO, seed=seed, rate_scale=0.25).calls(EPOCH, EPOCH + seconds):
+        writer.append(batch)
+    writer.close()
+    return path

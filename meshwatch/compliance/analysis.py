@@ -162,7 +162,7 @@ class Context:
         the object that brought it in, so code-scanning UIs can show the finding: the mesh
         config for the mesh, else the first object (by file and line) in that namespace."""
         snapshot = self._snapshot
-        if resource.kind in ("Mesh", MESH_CONFIG, "MeshConfig"):
+        if resource.kind in ("Mesh", MESH_CONFIG):
             candidates = snapshot.by_kind.get(MESH_CONFIG, []) or [
                 r for r in snapshot.resources if r.namespace == snapshot.root_namespace
             ]

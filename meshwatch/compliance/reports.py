@@ -51,13 +51,17 @@ def render_json(
     )
 
 
+def _where(finding: Finding) -> str:
+    r = finding.resource
+    return f" ({r.file}:{r.line})" if r.file else ""
+
+
 def render_table(
     findings: Sequence[Finding], suppressed: Sequence[Finding], errors: Sequence[str]
 ) -> str:
     lines = []
     for f in findings:
-        where = f" ({f.resource.file}:{f.resource.line})" if f.resource.file else ""
-        lines.append(f"{f.severity.label.upper():<7} {f.code} {f.ref}{where}")
+        lines.append(f"{f.severity.label.upper():<7} {f.code} {f.ref}{_where(f)}")
         lines.append(f"        {f.message}")
         lines.append(f"        fix: {f.remediation}")
     for error in errors:
@@ -65,8 +69,7 @@ def render_table(
     if suppressed:
         lines.append("suppressed (not counted; --suppress or meshwatch.io/audit-suppress):")
         for f in suppressed:
-            where = f" ({f.resource.file}:{f.resource.line})" if f.resource.file else ""
-            lines.append(f"  {f.severity.label:<7} {f.code} {f.ref}{where}: {f.message}")
+            lines.append(f"  {f.severity.label:<7} {f.code} {f.ref}{_where(f)}: {f.message}")
     counts = {s: sum(1 for f in findings if f.severity == s) for s in Severity}
     lines.append(
         f"{len(findings)} finding(s): {counts[Severity.ERROR]} error, {counts[Severity.WARNING]} warning, "

@@ -164,12 +164,16 @@ class SlidingWindow:
         self.slices = [s for s in self.slices if s.index >= oldest]
         self.current = newest
 
+    def live(self, now: float) -> list[Slice]:
+        """The slices of the ``n_slices`` ending at ``now`` (the newest may be partial)."""
+        oldest = math.ceil(now / self.slice_seconds) - self.n_slices
+        return [p for p in self.slices if p.index >= oldest and p.index * self.slice_seconds < now]
+
     def traffic(self, now: float) -> tuple[int, int, QuantileSketch]:
         """Requests, 5xx and latency over the window ending at ``now``: what ``stats`` gives,
         without merging paths and methods (the views read thousands of edges per refresh).
         The sketch is the slice's own when one slice is live: read it, never change it."""
-        oldest = math.ceil(now / self.slice_seconds) - self.n_slices
-        live = [p for p in self.slices if p.index >= oldest and p.index * self.slice_seconds < now]
+        live = self.live(now)
         if len(live) == 1:
             part = live[0]
             return part.requests, part.errors_5xx, part.latency
@@ -183,9 +187,7 @@ class SlidingWindow:
 
     def stats(self, now: float) -> WindowStats:
         """Merge the ``n_slices`` slices ending at ``now`` (the newest may be partial)."""
-        oldest = math.ceil(now / self.slice_seconds) - self.n_slices
         out = WindowStats()
-        for part in self.slices:
-            if part.index >= oldest and part.index * self.slice_seconds < now:
-                out.add_slice(part)
+        for part in self.live(now):
+            out.add_slice(part)
         return out

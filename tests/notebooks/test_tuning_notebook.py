@@ -12,11 +12,8 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from meshwatch.adapters.files.capture import CaptureMeta, CaptureWriter
 from meshwatch.adapters.files.models import load_bundle
-from meshwatch.simulation.evaluation import EPOCH
-from meshwatch.simulation.topologies import BOOKINFO
-from meshwatch.simulation.traffic import Simulator
+from tests.factories import simulated_capture
 
 NOTEBOOK = Path(__file__).parents[2] / "notebooks" / "tune_baseline.ipynb"
 CHOSEN = re.compile(
@@ -111,13 +108,7 @@ def test_notebook_refuses_to_overwrite_a_model_before_tuning(
 def test_notebook_refuses_a_window_other_than_the_captures(
     tmp_path: Path, monkeypatch: Any
 ) -> None:
-    capture = tmp_path / "capture"
-    writer = CaptureWriter(
-        capture, rotate_seconds=1e9, rotate_rows=10**9, meta=CaptureMeta(10.0, 6, "cluster.local")
-    )
-    for batch in Simulator(BOOKINFO, seed=2, rate_scale=0.25).calls(EPOCH, EPOCH + 600):
-        writer.append(batch)
-    writer.close()
+    capture = simulated_capture(tmp_path / "capture", 600, window=10.0, seed=2)
     files = _tree(capture)
     with pytest.raises(CellExecutionError, match="taken with 10s windows, not 60s"):
         run_notebook(

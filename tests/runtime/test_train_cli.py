@@ -11,6 +11,7 @@ from meshwatch.simulation.evaluation import EPOCH
 from meshwatch.simulation.topologies import BOOKINFO
 from meshwatch.simulation.traffic import Simulator
 from tests.commands import meshwatch_cli
+from tests.factories import simulated_capture
 
 
 def test_train_from_capture_writes_model_card_and_baseline(tmp_path: Path) -> None:
@@ -50,12 +51,7 @@ def test_train_without_captures_is_a_clear_error(tmp_path: Path) -> None:
 def test_review_lists_edges_and_train_refuses_another_window_and_excludes_edges(
     tmp_path: Path,
 ) -> None:
-    capture = tmp_path / "capture"
-    meta = CaptureMeta(60.0, 6, "cluster.local", source="simulated")
-    writer = CaptureWriter(capture, rotate_seconds=1e9, rotate_rows=10**9, meta=meta)
-    for batch in Simulator(BOOKINFO, seed=6, rate_scale=0.25).calls(EPOCH, EPOCH + 3 * 3600):
-        writer.append(batch)
-    writer.close()
+    capture = simulated_capture(tmp_path / "capture", 3 * 3600, seed=6, source="simulated")
 
     review = meshwatch_cli("baseline", "review", "--from", str(capture))
     assert review.returncode == 0, review.stderr

@@ -10,22 +10,10 @@ import pytest
 from meshwatch.adapters.files.capture import CaptureMeta, CaptureWriter
 from meshwatch.calls import Workload
 from meshwatch.simulation.evaluation import EPOCH
-from meshwatch.simulation.topologies import BOOKINFO
-from meshwatch.simulation.traffic import Simulator
 from tests.commands import meshwatch_cli, serve_until_it_fails
-from tests.factories import make_call
+from tests.factories import make_call, simulated_capture
 
 SHIPPED_MODEL = Path(__file__).parents[2] / "models" / "bookinfo.skops"
-
-
-def _capture(path: Path, seconds: float, window: float = 60.0) -> Path:
-    writer = CaptureWriter(
-        path, rotate_seconds=1e9, rotate_rows=10**9, meta=CaptureMeta(window, 6, "cluster.local")
-    )
-    for batch in Simulator(BOOKINFO, seed=4, rate_scale=0.25).calls(EPOCH, EPOCH + seconds):
-        writer.append(batch)
-    writer.close()
-    return path
 
 
 def test_train_help_shows_the_window_default() -> None:  # Found 2
@@ -39,7 +27,7 @@ def test_train_help_shows_the_window_default() -> None:  # Found 2
 def test_every_command_refuses_a_window_out_of_bounds(
     tmp_path: Path, command: tuple[str, ...], window: str
 ) -> None:  # Found 2: --window 0 crashed, -5 hung at 100 % CPU
-    capture = _capture(tmp_path / "capture", 600)
+    capture = simulated_capture(tmp_path / "capture", 600)
     proc = meshwatch_cli(*command, "--from", str(capture), "--window", window, timeout=60)
     assert proc.returncode == 2, proc.stderr
     assert "window" in proc.stderr and "Traceback" not in proc.stderr
@@ -54,7 +42,7 @@ def test_serve_with_another_window_says_which_window_to_pass() -> None:  # Found
 
 
 def test_too_little_data_says_how_much_there_was_and_suggests_a_window(tmp_path: Path) -> None:
-    capture = _capture(tmp_path / "capture", 300)  # five minutes at 60 s windows
+    capture = simulated_capture(tmp_path / "capture", 300)  # five minutes at 60 s windows
     proc = meshwatch_cli("train", "--from", str(capture), "--out", str(tmp_path / "m.skops"))
     assert proc.returncode == 2
     assert "need at least 50" in proc.stderr
@@ -63,7 +51,7 @@ def test_too_little_data_says_how_much_there_was_and_suggests_a_window(tmp_path:
 
 
 def test_a_thin_but_trainable_capture_is_called_thin(tmp_path: Path) -> None:  # Found 3
-    capture = _capture(tmp_path / "capture", 2 * 3600)
+    capture = simulated_capture(tmp_path / "capture", 2 * 3600)
     proc = meshwatch_cli(
         "train", "--from", str(capture), "--out", str(tmp_path / "m.skops"),
         "--min-baseline-windows", "200", "--n-estimators", "20",

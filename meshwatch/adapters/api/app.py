@@ -10,7 +10,6 @@ at ``/`` and its reads may carry it as a session cookie instead (``views``).
 from __future__ import annotations
 
 import hmac
-import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from meshwatch.adapters.api.context import CONFIG, CONTROL, READ_MODEL, ApiConfig, Control
+from meshwatch.adapters.api.responses import json_response
 from meshwatch.adapters.api.views import SESSION_COOKIE, add_view_routes, session_redirect
 from meshwatch.errors import ModelError
 from meshwatch.monitor.readmodel import AnomalyQuery, ReadModel
@@ -26,14 +26,6 @@ UNAUTHENTICATED_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _json(document: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        text=json.dumps(document, separators=(",", ":")),
-        status=status,
-        content_type="application/json",
-    )
 
 
 def _same(offered: str, token: str) -> bool:
@@ -57,7 +49,7 @@ async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamRespo
                 raise session_redirect(request, token)
         elif _same(request.cookies.get(SESSION_COOKIE, ""), token):
             return await handler(request)
-    return web.json_response(
+    return json_response(
         {
             "error": "unauthorized",
             "detail": "missing or wrong bearer token (in a browser, open /?token=<token> once)",
@@ -69,13 +61,13 @@ async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamRespo
 
 async def healthz(request: web.Request) -> web.Response:
     """Liveness: the process and its event loop answer."""
-    return _json({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 async def readyz(request: web.Request) -> web.Response:
     """Readiness: the ALS receiver is listening."""
     ready = request.app[CONTROL].ready()
-    return _json({"status": "ready" if ready else "starting"}, status=200 if ready else 503)
+    return json_response({"status": "ready" if ready else "starting"}, status=200 if ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -87,7 +79,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def graph(request: web.Request) -> web.Response:
     """The live communication graph: ``{"nodes": [...], "edges": [...]}``."""
-    return _json(request.app[READ_MODEL].graph(time.time()))
+    return json_response(request.app[READ_MODEL].graph(time.time()))
 
 
 async def anomalies(request: web.Request) -> web.Response:
@@ -95,26 +87,26 @@ async def anomalies(request: web.Request) -> web.Response:
     try:
         query = AnomalyQuery.parse(request.query)
     except ValueError as exc:
-        return _json({"error": "bad query", "detail": str(exc)}, status=400)
-    return _json(request.app[READ_MODEL].anomalies(query))
+        return json_response({"error": "bad query", "detail": str(exc)}, status=400)
+    return json_response(request.app[READ_MODEL].anomalies(query))
 
 
 async def baseline(request: web.Request) -> web.Response:
     """Detection mode, learning progress and the model card."""
-    return _json(request.app[READ_MODEL].baseline())
+    return json_response(request.app[READ_MODEL].baseline())
 
 
 async def promote(request: web.Request) -> web.Response:
     """Learn → observe now (409 with the reason when there is not enough to learn from)."""
     try:
-        return _json(await request.app[CONTROL].promote())
+        return json_response(await request.app[CONTROL].promote())
     except ModelError as exc:
-        return _json({"error": "cannot promote", "detail": str(exc)}, status=409)
+        return json_response({"error": "cannot promote", "detail": str(exc)}, status=409)
 
 
 async def policies(request: web.Request) -> web.Response:
     """Desired DENY policies (mode, state, expiry, anomalies, simulation) and refusals."""
-    return _json(request.app[CONTROL].policies())
+    return json_response(request.app[CONTROL].policies())
 
 
 async def policy(request: web.Request) -> web.Response:
@@ -129,8 +121,10 @@ async def policy(request: web.Request) -> web.Response:
     ]
     refused = [r for r in doc.get("refused", []) if r.get("policy") == name]
     if not found and not refused:
-        return _json({"error": "not found", "detail": f"no policy named {name!r}"}, status=404)
-    return _json({"policies": found, "refused": refused})
+        return json_response(
+            {"error": "not found", "detail": f"no policy named {name!r}"}, status=404
+        )
+    return json_response({"policies": found, "refused": refused})
 
 
 async def _body(
@@ -168,8 +162,8 @@ async def approve(request: web.Request) -> web.Response:
         if port is not None and not 0 < port < 65536:
             raise ValueError("port must be 1 to 65535")
     except ValueError as exc:
-        return _json({"error": "bad request", "detail": str(exc)}, status=400)
-    return _json(await request.app[CONTROL].approve(doc["source"], doc["target"], port))
+        return json_response({"error": "bad request", "detail": str(exc)}, status=400)
+    return json_response(await request.app[CONTROL].approve(doc["source"], doc["target"], port))
 
 
 async def revoke(request: web.Request) -> web.Response:
@@ -179,13 +173,13 @@ async def revoke(request: web.Request) -> web.Response:
         if bool(doc.get("all")) == bool(doc.get("name")):
             raise ValueError('give either "name" or "all": true')
     except ValueError as exc:
-        return _json({"error": "bad request", "detail": str(exc)}, status=400)
+        return json_response({"error": "bad request", "detail": str(exc)}, status=400)
     result = await request.app[CONTROL].revoke(doc.get("name"), doc.get("namespace"))
     if doc.get("name") and not result.get("revoked"):
-        return _json(
+        return json_response(
             {"error": "not found", "detail": f"no policy named {doc['name']!r}"}, status=404
         )
-    return _json(result)
+    return json_response(result)
 
 
 def make_app(read_model: ReadModel, control: Control, config: ApiConfig) -> web.Application:

@@ -18,10 +18,10 @@ import time
 from importlib import resources
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from meshwatch.adapters.api.context import READ_MODEL
+from meshwatch.adapters.api.responses import json_response
 from meshwatch.monitor.nodegraph import (
     EDGE_FIELDS,
     NODE_FIELDS,
@@ -55,17 +55,11 @@ STATIC_FILES = {
 }
 
 
-def _json(document: Any, status: int = 200) -> web.Response:
-    # orjson: these documents run to megabytes (10k edges, ~7 MB) and the stdlib encoder
-    # takes five times as long; the output is the same JSON.
-    return web.Response(body=orjson.dumps(document), status=status, content_type="application/json")
-
-
 def _frames(request: web.Request) -> NodeGraphDoc | web.Response:
     try:
         query = NodeGraphQuery.parse(request.query)
     except ValueError as exc:
-        return _json({"error": "bad query", "detail": str(exc)}, status=400)
+        return json_response({"error": "bad query", "detail": str(exc)}, status=400)
     read_model = request.app[READ_MODEL]
     return node_graph(read_model.monitor, read_model.edge_policy, time.time(), query)
 
@@ -73,13 +67,13 @@ def _frames(request: web.Request) -> NodeGraphDoc | web.Response:
 async def nodegraph_nodes(request: web.Request) -> web.Response:
     """Infinity: node rows. Filters: namespace, since, until (epoch s or ms)."""
     doc = _frames(request)
-    return doc if isinstance(doc, web.Response) else _json(doc.nodes)
+    return doc if isinstance(doc, web.Response) else json_response(doc.nodes)
 
 
 async def nodegraph_edges(request: web.Request) -> web.Response:
     """Infinity: edge rows. Filters: namespace, since, until (epoch s or ms)."""
     doc = _frames(request)
-    return doc if isinstance(doc, web.Response) else _json(doc.edges)
+    return doc if isinstance(doc, web.Response) else json_response(doc.edges)
 
 
 async def nodegraph(request: web.Request) -> web.Response:
@@ -87,17 +81,19 @@ async def nodegraph(request: web.Request) -> web.Response:
     doc = _frames(request)
     if isinstance(doc, web.Response):
         return doc
-    return _json({"window_seconds": doc.window_seconds, "nodes": doc.nodes, "edges": doc.edges})
+    return json_response(
+        {"window_seconds": doc.window_seconds, "nodes": doc.nodes, "edges": doc.edges}
+    )
 
 
 async def plugin_health(request: web.Request) -> web.Response:
     """Node Graph API plugin: the datasource's "Save & test"."""
-    return _json({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 async def plugin_fields(request: web.Request) -> web.Response:
     """Node Graph API plugin: the declared columns, with arc colours."""
-    return _json(
+    return json_response(
         {
             "nodes_fields": [f.doc() for f in NODE_FIELDS],
             "edges_fields": [f.doc() for f in EDGE_FIELDS],
@@ -110,7 +106,7 @@ async def plugin_data(request: web.Request) -> web.Response:
     doc = _frames(request)
     if isinstance(doc, web.Response):
         return doc
-    return _json(
+    return json_response(
         {
             "nodes": declared_only(doc.nodes, NODE_FIELDS),
             "edges": declared_only(doc.edges, EDGE_FIELDS),
