@@ -129,7 +129,11 @@ class LocalMesh:
     _rendered: dict[str, str] = field(default_factory=dict)
 
     async def __aenter__(self) -> LocalMesh:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()  # a sidecar that failed to start must not leave the others running
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
