@@ -8,6 +8,7 @@ findings because the audit was incomplete.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ class AuditRequest:
     fail_on: str
     suppress: Sequence[str]
     sarif_root: str = "."
+    now: float | None = None  # the audit clock (--at); None: the current time
 
 
 def list_checks(output_format: str) -> str:
@@ -79,7 +81,7 @@ def run_audit(request: AuditRequest, out: Callable[[str], None]) -> int:
         resources, errors = _gather(request)
     except MeshwatchError as exc:
         resources, errors = [], [str(exc)]
-    result = audit(Snapshot.build(resources), suppressions)
+    result = audit(Snapshot.build(resources, request.now or time.time()), suppressions)
     if request.output_format == "json":
         out(render_json(result.findings, result.suppressed, errors))
     elif request.output_format == "sarif":

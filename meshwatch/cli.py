@@ -222,6 +222,13 @@ def _parser() -> argparse.ArgumentParser:
         help="SARIF locations are relative to this directory (default: the current one)",
     )
     audit.add_argument(
+        "--at",
+        type=_instant,
+        default=None,
+        metavar="TIME",
+        help="judge certificate validity at this time (ISO 8601, e.g. 2027-01-01T00:00:00Z; default: now)",
+    )
+    audit.add_argument(
         "--list-checks", action="store_true", help="list checks, codes and references"
     )
     train = sub.add_parser(
@@ -442,6 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 fail_on=args.fail_on,
                 suppress=args.suppress,
                 sarif_root=args.sarif_root,
+                now=args.at,
             )
             return run_audit(request, print_line)
         if args.command == "policies" or (

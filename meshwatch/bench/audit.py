@@ -177,7 +177,7 @@ def run_audit_benchmark(total: int) -> Iterator[str]:
         loaded = LoadResult()
         resources_from_text(text, "<generated>", loaded)
         t1 = time.perf_counter()
-        result = audit(Snapshot.build(loaded.resources))
+        result = audit(Snapshot.build(loaded.resources, time.time()))
         t2 = time.perf_counter()
         yield (
             f"{len(loaded.resources):>6,} resources: parse {t1 - t0:6.3f}s  audit {t2 - t1:6.3f}s  "

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from meshwatch.compliance.catalogue import catalogue
-from meshwatch.compliance.findings import Finding
+from meshwatch.compliance.findings import Finding, Severity
 from meshwatch.istio.resources import MESH_CONFIG, WORKLOAD, Resource
 from meshwatch.istio.snapshot import Snapshot
 from meshwatch.istio.workloads import PodTemplate, selector_matches
@@ -104,6 +104,10 @@ class Context:
         """Pods of a namespace that an Istio ``selector`` (matchLabels) selects."""
         return [p for p in self.pods(namespace) if selector_matches(selector or {}, p.labels)]
 
+    def now(self) -> float:
+        """The audit's clock (seconds since the epoch)."""
+        return self._snapshot.now
+
     def mesh(self) -> Mapping[str, Any]:
         """The mesh config (empty when the input has none)."""
         self._reading(MESH_CONFIG)
@@ -136,8 +140,12 @@ class Context:
             for r in self._snapshot.resources
         )
 
-    def report(self, code: str, resource: Resource, **args: Any) -> None:
-        """Report one finding of a code this check declared."""
+    def report(
+        self, code: str, resource: Resource, *, unconfirmed: bool = False, **args: Any
+    ) -> None:
+        """Report one finding of a code this check declared. ``unconfirmed``: the input lacks
+        what would confirm it (no Pods, Namespaces or Secrets at all), so it is reported at
+        most as a warning and does not fail a ``--fail-on error`` gate on its own."""
         if code not in self._check.info.codes:
             raise AssertionError(f"{self._check.info.name} reports undeclared code {code}")
         message = catalogue()[code]
@@ -147,7 +155,7 @@ class Context:
             Finding(
                 code=code,
                 name=message.name,
-                severity=message.level,
+                severity=min(message.level, Severity.WARNING) if unconfirmed else message.level,
                 resource=resource,
                 message=message.render(args),
                 remediation=message.remediation,
@@ -178,3 +186,11 @@ class Context:
 def synthetic(kind: str, namespace: str, name: str) -> Resource:
     """A resource that is missing from the input but is what a finding is about (e.g. the mesh)."""
     return Resource("", kind, namespace, name, {})
+
+
+def none_in_input(
+    resources: Sequence[object], what: str, how: str = "include them, or audit with --cluster"
+) -> str:
+    """What a finding adds when the input holds no ``what`` to compare with: the reference
+    tools report such cases all the same, so the finding says why it may be a false alarm."""
+    return "" if resources else f" (the input holds no {what}: {how})"

@@ -28,9 +28,12 @@ class Snapshot:
     by_namespace: dict[tuple[str, str], list[Resource]] = field(default_factory=dict)
     by_name: dict[tuple[str, str, str], Resource] = field(default_factory=dict)
     pods_by_namespace: dict[str, list[PodTemplate]] = field(default_factory=dict)
+    now: float = 0.0
+    """The audit's clock (seconds since the epoch): certificate validity is judged at this
+    instant. It is passed in, never read here, so an audit is repeatable and tests pin it."""
 
     @classmethod
-    def build(cls, resources: Iterable[Resource]) -> Snapshot:
+    def build(cls, resources: Iterable[Resource], now: float) -> Snapshot:
         items = list(resources)
         by_kind: defaultdict[str, list[Resource]] = defaultdict(list)
         by_ns: defaultdict[tuple[str, str], list[Resource]] = defaultdict(list)
@@ -40,11 +43,11 @@ class Snapshot:
             by_kind[r.kind].append(r)
             by_ns[(r.kind, r.namespace)].append(r)
             by_name[(r.kind, r.namespace, r.name)] = r
-            if r.kind in WORKLOAD_KINDS:
+            if r.kind in WORKLOAD_KINDS and not (r.kind == "Pod" and _owned(r)):
                 template = pod_template(r)
                 if template is not None:
                     pods[r.namespace].append(template)
-        return cls(items, dict(by_kind), dict(by_ns), by_name, dict(pods))
+        return cls(items, dict(by_kind), dict(by_ns), by_name, dict(pods), now)
 
     @property
     def mesh_config(self) -> Mapping[str, Any]:
@@ -68,3 +71,8 @@ class Snapshot:
         declared = {r.name for r in self.by_kind.get("Namespace", [])}
         used = {r.namespace for r in self.resources if r.namespace}
         return declared | used
+
+
+def _owned(pod: Resource) -> bool:
+    """A pod some controller (Deployment, Job…) owns: its workload is that controller."""
+    return bool(pod.metadata.get("ownerReferences"))

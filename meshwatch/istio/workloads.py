@@ -55,3 +55,41 @@ def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> 
     """Istio ``selector.matchLabels`` semantics: every label must match; empty matches all."""
     match_labels = as_map(selector.get("matchLabels")) if "matchLabels" in selector else selector
     return all(labels.get(k) == v for k, v in match_labels.items())
+
+
+PROXY_CONTAINER = "istio-proxy"
+INJECT_KEY = "sidecar.istio.io/inject"
+
+
+def label_selector_text(labels: Mapping[str, Any]) -> str:
+    """A set-based selector as Kubernetes prints it (``a=1,b=2``, keys sorted; ``""`` for
+    the empty selector, which selects everything)."""
+    return ",".join(f"{k}={labels[k]}" for k in sorted(labels))
+
+
+def labels_select(labels: Mapping[str, Any], target: Mapping[str, str]) -> bool:
+    """Kubernetes ``SelectorFromSet`` semantics: every label equal; empty selects all."""
+    return all(target.get(str(k)) == str(v) for k, v in labels.items())
+
+
+def has_proxy(spec: Mapping[str, Any]) -> bool:
+    """Whether the pod spec runs Istio's sidecar: an ``istio-proxy`` container (or native
+    sidecar init container) with an image, as istioctl's analyzers decide it."""
+    containers = as_list(spec.get("containers")) + as_list(spec.get("initContainers"))
+    return any(
+        as_map(c).get("name") == PROXY_CONTAINER and as_map(c).get("image") for c in containers
+    )
+
+
+def pod_in_mesh(pod: Resource, namespace_labels: Mapping[str, str] | None) -> bool:
+    """istioctl's ``util.PodInMesh``: the proxy container, else the pod's own
+    ``sidecar.istio.io/inject`` label, then annotation (``"true"`` only), else its
+    namespace's ``istio-injection=enabled`` (when the Namespace is known)."""
+    if has_proxy(pod.spec):
+        return True
+    for values in (pod.labels, pod.annotations):
+        if INJECT_KEY in values:
+            return str(values[INJECT_KEY]) == "true"
+    if namespace_labels is not None:
+        return namespace_labels.get("istio-injection") == "enabled"
+    return False

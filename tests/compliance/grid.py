@@ -13,6 +13,8 @@ from meshwatch.compliance.auditing import audit
 from meshwatch.istio.snapshot import Snapshot
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# The audit clock the grid runs at: certificates in the fixtures are dated around it.
+AUDIT_CLOCK = 1_796_083_200.0  # 2026-12-01T00:00:00Z
 _EXPECT = re.compile(r"^# expect: (?P<body>.+)$", re.MULTILINE)
 
 
@@ -30,7 +32,7 @@ def expectations(path: Path) -> set[tuple[str, str]]:
 def reported(path: Path, check: Check) -> set[tuple[str, str]]:
     loaded = load([str(path)])
     assert not loaded.errors, loaded.errors
-    result = audit(Snapshot.build(loaded.resources), checks=[check])
+    result = audit(Snapshot.build(loaded.resources, AUDIT_CLOCK), checks=[check])
     return {(f.code, f.ref) for f in result.findings}
 
 

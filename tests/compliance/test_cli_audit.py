@@ -191,3 +191,21 @@ def test_sarif_uris_are_relative_to_the_sarif_root_and_implicit_resources_are_lo
     assert rules["MW0703"]["properties"]["references"] == ["IST0144"]
     assert rules["MW0705"]["properties"]["related"] == ["IST0144"]
     assert "Related (not equivalent): IST0144" in rules["MW0705"]["help"]["text"]
+
+
+def test_certificate_validity_is_judged_at_the_audit_clock() -> None:
+    """``--at`` pins the clock: the grid's valid certificates (2026-01-01 to 2027-06-01) are
+    fine at the end of 2026 and expired (IST0161) a year later."""
+    credentials = FIXTURES / "gateway-credentials" / "negative.yaml"
+    before = run("--format", "json", "--at", "2026-12-01T00:00:00Z", str(credentials))
+    after = run("--format", "json", "--at", "2027-12-01T00:00:00Z", str(credentials))
+    codes_before = {f["code"] for f in json.loads(before.stdout)["findings"]}
+    expired = [f for f in json.loads(after.stdout)["findings"] if f["code"] == "MW0510"]
+    assert "MW0510" not in codes_before
+    assert {f["resource"] for f in expired} == {
+        "Gateway shop/tls-pair",
+        "Gateway shop/generic-pair",
+    }
+    assert all("expired on 2027-06-01" in f["message"] for f in expired)
+    assert all("IST0161" in f["references"] for f in expired)
+    assert run("--at", "yesterday", str(credentials)).returncode == 2

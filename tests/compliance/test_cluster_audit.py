@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,7 @@ def _load_into(cluster: Cluster, files: list[Path]) -> set[tuple[str, str]]:
     for resource in loaded.resources:
         if resource.kind != "MeshConfig":
             cluster.emulator.put(resource.body)
-    offline = audit(Snapshot.build(loaded.resources))
+    offline = audit(Snapshot.build(loaded.resources, time.time()))
     return {(f.code, f.ref) for f in offline.findings}
 
 

@@ -58,7 +58,7 @@ def test_ist0144_is_reported_as_many_times_as_istioctl_reports_it() -> None:
     }
     deployment = Resource("apps/v1", "Deployment", "shop", "web", body)
     (check,) = [c for c in ALL_CHECKS if c.info.name == "application-uid-1337"]
-    found = audit(Snapshot.build([deployment]), checks=[check]).findings
+    found = audit(Snapshot.build([deployment], 0.0), checks=[check]).findings
     assert [(f.code, f.ref) for f in found] == [("MW0703", "Deployment shop/web")] * 2
     assert sorted(f.message.split(":")[0] for f in found) == [
         "UID 1337 is set in container web",

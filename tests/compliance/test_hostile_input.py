@@ -153,5 +153,5 @@ def test_mutated_real_manifests_never_crash_the_loader_or_any_check(data: st.Dat
         mutated.append(doc)
     text = yaml.safe_dump_all(mutated)
     loaded = load(["-"], io.BytesIO(text.encode()))
-    result = audit(Snapshot.build(loaded.resources), [])
+    result = audit(Snapshot.build(loaded.resources, 0.0), [])
     assert all(f.resource is not None for f in result.findings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from meshwatch.adapters.files.manifests import load
@@ -14,7 +15,7 @@ ISTIO = Path(__file__).parents[2] / "istio"
 def test_install_manifests_have_no_findings_and_justify_their_suppressions() -> None:
     loaded = load([str(ISTIO)])
     assert loaded.errors == []
-    result = audit(Snapshot.build(loaded.resources))
+    result = audit(Snapshot.build(loaded.resources, time.time()))
     assert [(f.code, f.ref) for f in result.findings] == []
     for finding in result.suppressed:
         annotations = finding.resource.annotations

@@ -104,6 +104,27 @@ def _call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise KubeError(0, f"cannot reach the API server ({type(exc).__name__})", what) from exc
 
 
+_CERTIFICATE_KEYS = frozenset({"tls.crt", "cert"})
+_PRIVATE_KEYS = frozenset({"tls.key", "key"})
+_PRESENT = "cHJlc2VudA=="  # base64 of "present": a private key's stand-in
+
+
+def _certificate_data(data: object) -> dict[str, str]:
+    """A Secret's data with certificates kept, private keys replaced by a stand-in (or ""
+    when empty), and every other value dropped (its key kept, empty)."""
+    if not isinstance(data, dict):
+        return {}
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        if key in _CERTIFICATE_KEYS:
+            out[str(key)] = str(value or "")
+        elif key in _PRIVATE_KEYS:
+            out[str(key)] = _PRESENT if value else ""
+        else:
+            out[str(key)] = ""
+    return out
+
+
 def _raw_items(what: str, fn: Any, kind: str, api_version: str) -> list[dict[str, Any]]:
     """List as raw JSON (``_preload_content=False``): the audit wants the objects exactly as
     stored, unknown fields included, and must not fail on the client's own model validation."""
@@ -162,15 +183,15 @@ def read_cluster(
                 out.errors.append(str(exc))
     try:
         pods = _raw_items("list Pod", core.list_pod_for_all_namespaces, "Pod", "v1")
-        add(
-            [p for p in pods if not (p.get("metadata") or {}).get("ownerReferences")]
-        )  # bare pods only
+        add(pods)  # owned pods too: istioctl's analyzers read Pod objects (the snapshot keeps
+        # only bare pods among workloads, so a Deployment's pods are not counted twice)
     except KubeError as exc:
         out.errors.append(str(exc))
     if include_secrets:
         try:
             secrets = _raw_items("list Secret", core.list_secret_for_all_namespaces, "Secret", "v1")
-            # keep names only: the audit needs existence, never the data
+            # keep names, and of the data only the certificates: private keys are reduced to
+            # "present or not" here and never reach the audit
             add(
                 [
                     {
@@ -180,6 +201,7 @@ def read_cluster(
                             "name": (s.get("metadata") or {}).get("name"),
                             "namespace": (s.get("metadata") or {}).get("namespace"),
                         },
+                        "data": _certificate_data(s.get("data")),
                     }
                     for s in secrets
                 ]
@@ -187,6 +209,7 @@ def read_cluster(
         except KubeError as exc:
             out.errors.append(str(exc))
     _read_mesh_config(core, root_namespace, out)
+    _read_injector_values(core, root_namespace, out)
     for kind, group, versions, plural in ISTIO_RESOURCES:
         _read_custom(custom, kind, group, versions, plural, out, add)
     return out
@@ -212,6 +235,29 @@ def _read_mesh_config(core: Any, root_namespace: str, out: ClusterRead) -> None:
         return
     if mesh is not None:
         out.resources.append(mesh)
+
+
+def _read_injector_values(core: Any, root_namespace: str, out: ClusterRead) -> None:
+    """The injector's ``values`` (whether namespaces are injected by default); nothing else
+    of that ConfigMap (its templates are large) is kept."""
+    name = "istio-sidecar-injector"
+    try:
+        configmap = _call(
+            f"read ConfigMap {name}", core.read_namespaced_config_map, name, root_namespace
+        )
+    except KubeError as exc:
+        (out.skipped if exc.status == 404 else out.errors).append(str(exc))
+        return
+    values = (configmap.data or {}).get("values", "")
+    obj = {
+        "kind": "ConfigMap",
+        "apiVersion": "v1",
+        "metadata": {"name": name, "namespace": root_namespace},
+        "data": {"values": values},
+    }
+    resource = from_object(obj, "cluster:ConfigMap")
+    if resource is not None:
+        out.resources.append(resource)
 
 
 def _read_custom(

@@ -73,3 +73,44 @@ class InsecureSkipVerify(Check):
             for where, tls in tls_blocks(rule):
                 if tls.get("insecureSkipVerify") is True:
                     ctx.report("MW0402", rule, host=rule.spec.get("host", ""), where=where)
+
+
+def _unverified(tls: Mapping[str, Any], scoped: bool) -> str:
+    """The mode, when SIMPLE/MUTUAL TLS sets no ``caCertificates`` (a ``credentialName``
+    counts only on a DestinationRule with a ``workloadSelector``, as in istioctl)."""
+    mode = str(tls.get("mode", "")).upper()
+    if mode not in ("SIMPLE", "MUTUAL") or tls.get("caCertificates"):
+        return ""
+    if tls.get("credentialName") and scoped:
+        return ""
+    return mode
+
+
+class CaCertificates(Check):
+    """istioctl's ``destinationrule.CaCertificateAnalyzer``: IST0128 for the DestinationRule's
+    own ``trafficPolicy.tls``, IST0129 once per ``portLevelSettings`` entry; subsets are not
+    read. ``tls-origination-verification`` is meshwatch's stricter check (it also wants
+    ``subjectAltNames`` and reads subsets)."""
+
+    info = CheckInfo(
+        name="tls-origination-ca-certificates",
+        description="SIMPLE or MUTUAL TLS origination without caCertificates, at destination and port level (IST0128, IST0129).",
+        inputs=("DestinationRule",),
+        codes=("MW0403", "MW0404"),
+        per_code={"MW0403": ("IST0128",), "MW0404": ("IST0129",)},
+    )
+
+    def analyze(self, ctx: Context) -> None:
+        for rule in ctx.for_each("DestinationRule"):
+            scoped = rule.spec.get("workloadSelector") is not None
+            host = rule.spec.get("host", "")
+            policy = as_map(rule.spec.get("trafficPolicy"))
+            mode = _unverified(as_map(policy.get("tls")), scoped)
+            if mode:
+                ctx.report("MW0403", rule, mode=mode, host=host)
+            for port in as_list(policy.get("portLevelSettings")):
+                port = as_map(port)
+                mode = _unverified(as_map(port.get("tls")), scoped)
+                if mode:
+                    number = as_map(port.get("port")).get("number", "?")
+                    ctx.report("MW0404", rule, mode=mode, host=host, port=number)
