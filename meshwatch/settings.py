@@ -87,6 +87,9 @@ class Settings:
     """Largest ALS message accepted; a larger one closes its stream with RESOURCE_EXHAUSTED."""
     queue_max_messages: int = 2048
     """Messages buffered between the gRPC receiver and the graph; beyond this they are dropped."""
+    ingest_decoder: str = "auto"
+    """ALS wire decoder: ``native`` (the compiled extractor), ``upb`` (the pure-Python fallback
+    on upb protos, same results), or ``auto`` (native when built). Force ``upb`` to debug."""
     trust_domain: str = "cluster.local"
     """SPIFFE trust domain of this mesh."""
     cluster_domain: str = "cluster.local"
@@ -261,6 +264,13 @@ def _gateway(text: Any) -> str:
     return value
 
 
+def _ingest_decoder(text: Any) -> str:
+    value = str(text).strip().lower()
+    if value not in ("auto", "native", "upb"):
+        raise ValueError(f"ingest decoder must be auto, native or upb, not {text!r}")
+    return value
+
+
 def _optional_path(text: Any) -> Path | None:
     return Path(str(text)) if text not in (None, "") else None
 
@@ -285,6 +295,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "max_methods_per_edge": _positive_int,
     "max_message_bytes": _positive_int,
     "queue_max_messages": _positive_int,
+    "ingest_decoder": _ingest_decoder,
     "trust_domain": _domain,
     "cluster_domain": _domain,
     "grace_seconds": _positive_float,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ async def start_meshwatch(**overrides: Any) -> Running:
         als_listen=HostPort("127.0.0.1", 0),
         http_listen=HostPort("127.0.0.1", 0),
         log_level="WARNING",
+        # `.ci/run` runs the real-Envoy tests a second time with the upb fallback forced
+        ingest_decoder=os.environ.get("MESHWATCH_INGEST_DECODER", "auto"),
     )
     service = build_service(dataclasses.replace(base, **overrides))
     ready = asyncio.Event()

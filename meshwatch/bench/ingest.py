@@ -21,7 +21,7 @@ from envoy.service.accesslog.v3 import als_pb2
 
 from meshwatch.adapters.als.server import start_server
 from meshwatch.bench.entries import first_message, http_entry, http_messages
-from meshwatch.decoding.lite import parse
+from meshwatch.decoding import wire
 from meshwatch.decoding.streams import read_identifier
 from meshwatch.detection.engine import DetectionParams, Mode
 from meshwatch.graph.mesh_graph import GraphLimits
@@ -99,10 +99,13 @@ async def receive_ceiling(batch: int, streams: int, seconds: float) -> float:
     return result["rate"]
 
 
-async def e2e_rate(batch: int, streams: int, seconds: float) -> dict[str, float]:
+async def e2e_rate(batch: int, streams: int, seconds: float, decoder: str) -> dict[str, float]:
     """Run receiver + pipeline here and a driver process against it; entries/s processed."""
     settings = Settings(
-        als_listen=HostPort("127.0.0.1", 0), http_listen=HostPort("127.0.0.1", 0), log_level="ERROR"
+        als_listen=HostPort("127.0.0.1", 0),
+        http_listen=HostPort("127.0.0.1", 0),
+        log_level="ERROR",
+        ingest_decoder=decoder,
     )
     service = build_service(settings)
     ready = asyncio.Event()
@@ -131,6 +134,7 @@ def rss_run(total: int, edges: int) -> Iterator[str]:
     """Decode + graph for ``total`` entries over ``edges`` edges; RSS at checkpoints."""
     import random
 
+    parse = wire.choose("auto")[1]
     reporters = 20
     callers = max(1, edges // reporters)
     monitor = replay_monitor(DetectionParams(), Mode.LEARN, edge_ttl=GraphLimits().edge_ttl)
@@ -175,25 +179,30 @@ def rss_run(total: int, edges: int) -> Iterator[str]:
 
 def run_ingest_benchmark(seconds: float, rss_entries: int, edges: int) -> Iterator[str]:
     """All figures, one printed line each."""
-    yield "meshwatch bench ingest: end-to-end = gRPC receive + upb parse + identity + dedupe + graph update"
+    active = wire.choose("auto")[0]
+    decoders = ["native", "upb"] if active == "native" else ["upb"]
+    yield "meshwatch bench ingest: end-to-end = gRPC receive + wire decode + identity + dedupe + graph update"
+    yield f"wire decoders: {', '.join(decoders)} (active by default: {active}; upb is the fallback)"
     sample = http_messages(20, 100, CALLERS, 0, time.time())
     size = sum(map(len, sample)) / (20 * 100)
     yield f"entry size: {size:.0f} bytes serialized"
-    yield "grpc-only = what grpc.aio delivers to a handler that only counts (the transport's own cost)"
+    yield "parse-only = upb StreamAccessLogsMessage.FromString alone; grpc-only = what grpc.aio delivers to a handler that only counts (the transport's own cost)"
     yield (
-        f"{'batch':>5} {'streams':>7} {'parse-only/s':>13} {'grpc-only/s':>12} {'end-to-end/s':>13} "
-        f"{'e2e/parse':>9} {'e2e/grpc':>8} {'dropped':>8} {'edges':>6}"
+        f"{'batch':>5} {'streams':>7} {'decoder':>7} {'parse-only/s':>13} {'grpc-only/s':>12} "
+        f"{'end-to-end/s':>13} {'e2e/parse':>9} {'e2e/grpc':>8} {'dropped':>8} {'edges':>6}"
     )
     for batch in (25, 100):
         messages = http_messages(max(1, 2000 // batch), batch, CALLERS, 0, time.time())
         for streams in (1, 4):
             reference = parse_rate(messages, batch)
             ceiling = asyncio.run(receive_ceiling(batch, streams, seconds))
-            result = asyncio.run(e2e_rate(batch, streams, seconds))
-            rate = result["rate"]
-            yield (
-                f"{batch:>5} {streams:>7} {reference:>13,.0f} {ceiling:>12,.0f} {rate:>13,.0f} "
-                f"{rate / reference:>9.2f} {rate / ceiling:>8.2f} {result['dropped']:>8,.0f} {result['edges']:>6.0f}"
-            )
+            for decoder in decoders:
+                result = asyncio.run(e2e_rate(batch, streams, seconds, decoder))
+                rate = result["rate"]
+                yield (
+                    f"{batch:>5} {streams:>7} {decoder:>7} {reference:>13,.0f} {ceiling:>12,.0f} "
+                    f"{rate:>13,.0f} {rate / reference:>9.2f} {rate / ceiling:>8.2f} "
+                    f"{result['dropped']:>8,.0f} {result['edges']:>6.0f}"
+                )
     if rss_entries > 0:
         yield from rss_run(rss_entries, edges)

@@ -37,6 +37,7 @@ from meshwatch.calls import UNKNOWN, Call, Protocol, Reporter, Workload
 from meshwatch.decoding.flags import short_codes
 from meshwatch.decoding.lite import AnyPair, StringPair
 from meshwatch.decoding.structs import any_to_mapping, struct_to_dict
+from meshwatch.decoding.wire import KINDS, is_native, native
 from meshwatch.errors import DecodeError
 from meshwatch.identity.clusters import Direction, parse_cluster
 from meshwatch.identity.resolving import IdentityResolver
@@ -163,8 +164,8 @@ class Decoder:
         self._streams: WeakKeyDictionary[StreamIdentity, StreamDecoder] = WeakKeyDictionary()
 
     def decode(self, stream: StreamIdentity, message: Any, received_at: float) -> DecodeResult:
-        """Decode one ``lite.LiteStream`` message of ``stream``, received at ``received_at``
-        (``DecodeError`` if malformed)."""
+        """Decode one message of ``stream`` (as ``wire.choose``'s parser made it), received
+        at ``received_at``."""
         decoder = self._streams.get(stream)
         if decoder is None:
             reporter = self._resolver.reporter(stream.node_id, stream.metadata)
@@ -185,11 +186,18 @@ class StreamDecoder:
         self.reporter = reporter
 
     def decode(self, message: Any, received_at: float) -> DecodeResult:
-        """Decode one ``lite.LiteStream`` message."""
+        """Decode one message: a native ``Message`` through the extension's loop, a
+        ``lite.LiteStream`` through the upb loops below (the fallback, and the oracle)."""
         reporter = self.reporter
         if self._generation != self._resolver.generation:
             self._generation = self._resolver.generation
             self._ends.clear()
+        if is_native(message):
+            result = DecodeResult(kind=KINDS[message.kind], entries=message.count)
+            if message.kind:
+                assert native is not None
+                native.decode(message, self, result, received_at)
+            return result
         kind = message.WhichOneof("log_entries")
         if kind == "http_logs":
             entries, decode = message.http_logs.log_entry, self._decode_http
@@ -241,7 +249,7 @@ class StreamDecoder:
             )
             ends = cache.get(key)
             if ends is None:
-                ends = self._resolve(key, reporter, common)
+                ends = self._resolve(key, reporter)
             if ends is _DUPLICATE:
                 result.duplicates += 1
                 continue
@@ -260,7 +268,11 @@ class StreamDecoder:
                 destination = host(authority) if authority else UNKNOWN
             port = ends.port
             if port < 0:
-                port = self._entry_port(common, port)
+                port = self._port_at(
+                    common.downstream_local_address
+                    if port == _PORT_FROM_DOWNSTREAM
+                    else common.upstream_remote_address
+                )
             code = response.response_code
             status = statuses.get(code)
             if status is None:
@@ -322,18 +334,21 @@ class StreamDecoder:
             )
             ends = cache.get(key)
             if ends is None:
-                ends = self._resolve(key, reporter, common)
+                ends = self._resolve(key, reporter)
             if ends is _DUPLICATE:
                 result.duplicates += 1
                 continue
             destination = ends.destination
             if destination is None:
-                sni = _pairs(tags, StringPair).get(SNI_TAG, "-") if tags else "-"
-                if len(sni) > self._limits.max_field:
-                    sni = sni[: self._limits.max_field]
-                    result.truncated += 1
-                destination = self._resolver.host(sni) if sni != "-" else UNKNOWN
-            port = ends.port if ends.port >= 0 else self._entry_port(common, ends.port)
+                destination, cut = self._sni_destination(tags)
+                result.truncated += cut
+            port = ends.port
+            if port < 0:
+                port = self._port_at(
+                    common.downstream_local_address
+                    if port == _PORT_FROM_DOWNSTREAM
+                    else common.upstream_remote_address
+                )
             connection = entry.connection_properties
             raw_flags = common.response_flags
             flags = self._flags.get(raw_flags)
@@ -367,7 +382,7 @@ class StreamDecoder:
                 )
             )
 
-    def _resolve(self, key: tuple[Any, ...], reporter: Workload, common: Any) -> Ends:
+    def _resolve(self, key: tuple[Any, ...], reporter: Workload) -> Ends:
         """Slow path, once per distinct (cluster, TLS, filter state, tags): who called whom."""
         cluster, raw_tls, raw_fs, raw_tags = key
         ref = parse_cluster(cluster)
@@ -396,13 +411,19 @@ class StreamDecoder:
         return ends
 
     @staticmethod
-    def _entry_port(common: Any, which: int) -> int:
-        raw = (
-            common.downstream_local_address
-            if which == _PORT_FROM_DOWNSTREAM
-            else common.upstream_remote_address
-        )
+    def _port_at(raw: bytes) -> int:
+        """The port of a raw ``Address`` (0 when absent): for clusters without one."""
         return _address_port(raw) if raw else 0
+
+    def _sni_destination(self, tags: Any) -> tuple[Workload, int]:
+        """A TCP call's destination from its SNI tag (``UNKNOWN`` without one), and 1 when
+        the SNI was cut to the field limit."""
+        sni = _pairs(tags, StringPair).get(SNI_TAG, "-") if tags else "-"
+        cut = 0
+        if len(sni) > self._limits.max_field:
+            sni = sni[: self._limits.max_field]
+            cut = 1
+        return (self._resolver.host(sni) if sni != "-" else UNKNOWN), cut
 
     def _status(self, raw: bytes) -> int:
         status: int = wrappers_pb2.UInt32Value.FromString(raw).value
@@ -415,3 +436,9 @@ class StreamDecoder:
         if len(self._flags) < 1024:
             self._flags[raw] = codes
         return codes
+
+
+if native is not None:
+    native.bind(
+        Call, Protocol.HTTP, Protocol.TCP, _DUPLICATE, UNKNOWN, _ENTRY_ERRORS, _PORT_FROM_DOWNSTREAM
+    )

@@ -25,6 +25,7 @@ from meshwatch.adapters.files.capture import CaptureMeta, CaptureWriter
 from meshwatch.adapters.metrics.collectors import CONTENT_TYPE, Sources, exposition, make_registry
 from meshwatch.calls import EdgeKey
 from meshwatch.counters import IngestCounters
+from meshwatch.decoding import wire
 from meshwatch.monitor.core import Monitor
 from meshwatch.monitor.readmodel import EdgePolicyDoc, ReadModel
 from meshwatch.policy.controlling import Defence
@@ -146,7 +147,11 @@ def build_service(settings: Settings) -> Service:
 async def run_service(service: Service, on_ready: Callable[[Service], None] | None = None) -> None:
     """Run until ``service.stop`` is set (or a signal arrives). Raises ``OSError`` on bind failure."""
     settings = service.settings
-    receiver = AlsReceiver(service.counters, settings.queue_max_messages, settings.als_verify_peer)
+    decoder_name, parse = wire.choose(settings.ingest_decoder)
+    log.info("ALS wire decoder: %s (ingest_decoder=%s)", decoder_name, settings.ingest_decoder)
+    receiver = AlsReceiver(
+        service.counters, settings.queue_max_messages, settings.als_verify_peer, parse
+    )
     capture = (
         CaptureWriter(
             settings.capture_dir,

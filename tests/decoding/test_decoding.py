@@ -11,7 +11,7 @@ from envoy.service.accesslog.v3 import als_pb2
 from google.protobuf import struct_pb2, wrappers_pb2
 
 from meshwatch.calls import Protocol, Reporter
-from meshwatch.decoding.lite import parse
+from meshwatch.decoding import lite, wire
 from meshwatch.decoding.streams import (
     Decoder,
     DecodeResult,
@@ -66,9 +66,19 @@ def http(
     return e
 
 
+PARSERS = {"upb": lite.parse} | ({"native": wire.native.parse} if wire.native else {})
+PARSE = [lite.parse]  # the parser under test, set per test by the fixture below
+
+
+@pytest.fixture(autouse=True, params=sorted(PARSERS))
+def parser(request: pytest.FixtureRequest) -> None:
+    """Every test here runs with each wire decoder: native and the upb fallback."""
+    PARSE[0] = PARSERS[request.param]
+
+
 class StreamUnderTest:
-    """Decodes full messages the way the receiver and the core do: serialized, parsed as the
-    view type, the stream identified from its first message, then decoded."""
+    """Decodes full messages the way the receiver and the core do: serialized, parsed by
+    the wire decoder under test, the stream identified from its first message, then decoded."""
 
     def __init__(self) -> None:
         self.decoder = Decoder(IdentityResolver("cluster.local", "cluster.local"), EntryLimits())
@@ -76,7 +86,7 @@ class StreamUnderTest:
         self.stream: StreamIdentity | None = None
 
     def decode(self, message: als_pb2.StreamAccessLogsMessage) -> DecodeResult:
-        parsed = parse(message.SerializeToString())
+        parsed = PARSE[0](message.SerializeToString())
         if self.stream is None:
             self.stream = read_identifier(parsed.identifier)
         return self.decoder.decode(self.stream, parsed, self.received_at)

@@ -9,6 +9,7 @@ import time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from meshwatch.decoding import wire
 from meshwatch.decoding.lite import parse
 from meshwatch.decoding.streams import read_identifier
 from meshwatch.detection.engine import DetectionParams, Mode
@@ -21,15 +22,19 @@ _REAL = message(None, [entry(_RNG, c, 1_796_000_000.0 + c) for c in range(4)])
 _STREAM = read_identifier(parse(message(0)).identifier)
 
 
+_PARSERS = [parse] + ([wire.native.parse] if wire.native else [])
+
+
 def _ingest_accounts_for_every_entry(raw: bytes) -> None:
-    try:
-        parsed = parse(raw)
-    except DecodeError:
-        return
-    monitor = replay_monitor(DetectionParams(), Mode.LEARN)
-    result = monitor.ingest_message(_STREAM, parsed, time.time()).decoded
-    accounted = len(result.calls) + result.duplicates + result.intermediate + result.malformed
-    assert accounted == result.entries
+    for parser in _PARSERS:  # the upb fallback and, when built, the native extractor
+        try:
+            parsed = parser(raw)
+        except DecodeError:
+            continue
+        monitor = replay_monitor(DetectionParams(), Mode.LEARN)
+        result = monitor.ingest_message(_STREAM, parsed, time.time()).decoded
+        accounted = len(result.calls) + result.duplicates + result.intermediate + result.malformed
+        assert accounted == result.entries
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

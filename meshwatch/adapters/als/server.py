@@ -34,7 +34,7 @@ import grpc
 from envoy.service.accesslog.v3 import als_pb2
 
 from meshwatch.counters import IngestCounters
-from meshwatch.decoding.lite import parse
+from meshwatch.decoding import wire
 from meshwatch.decoding.streams import StreamIdentity, read_identifier
 from meshwatch.errors import DecodeError
 from meshwatch.settings import HostPort
@@ -66,23 +66,21 @@ class RateLimitedLog:
         self._suppressed = 0
 
 
-def entry_count(message: Any) -> tuple[str, int]:
-    """(kind, number of entries) of a parsed message, without decoding them."""
-    kind = message.WhichOneof("log_entries")
-    if kind == "http_logs":
-        return "http", len(message.http_logs.log_entry)
-    if kind == "tcp_logs":
-        return "tcp", len(message.tcp_logs.log_entry)
-    return "none", 0
+entry_count = wire.entry_count
 
 
 class AlsReceiver:
     """The gRPC servicer plus the bounded queue it feeds."""
 
     def __init__(
-        self, counters: IngestCounters, queue_max_messages: int, verify_peer: bool = True
+        self,
+        counters: IngestCounters,
+        queue_max_messages: int,
+        verify_peer: bool = True,
+        parse: Callable[[bytes], Any] | None = None,
     ) -> None:
         self.verify_peer = verify_peer
+        self.parse = parse or wire.choose("auto")[1]  # the native extractor when built
         self.counters = counters
         self.queue: asyncio.Queue[QueueItem] = asyncio.Queue(maxsize=queue_max_messages)
         self._closed_at: dict[str, float] = {}
@@ -101,6 +99,7 @@ class AlsReceiver:
         counters.streams_opened += 1
         counters.streams_open += 1
         stream_key = ""
+        parse = self.parse
         try:
             async for raw in requests:
                 counters.messages_received += 1
@@ -188,10 +187,6 @@ def peer_matches_node(peer: str, node_id: str) -> bool:
     return claimed == actual
 
 
-def _identity(data: bytes) -> bytes:
-    return data
-
-
 StreamHandler = Callable[
     [AsyncIterator[bytes], "grpc.aio.ServicerContext[bytes, als_pb2.StreamAccessLogsResponse]"],
     Awaitable[als_pb2.StreamAccessLogsResponse],
@@ -217,7 +212,7 @@ async def start_server(
         {
             METHOD: grpc.stream_unary_rpc_method_handler(
                 stream_handler,
-                request_deserializer=_identity,
+                request_deserializer=None,  # raw bytes: parsed by the wire decoder
                 response_serializer=als_pb2.StreamAccessLogsResponse.SerializeToString,
             )
         },
