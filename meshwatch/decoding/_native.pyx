@@ -30,7 +30,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from cpython.ref cimport Py_INCREF
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
-from libc.math cimport ceil, log
+from libc.string cimport memcmp, memcpy
 
 from meshwatch.errors import DecodeError
 
@@ -155,21 +155,88 @@ cdef int _skip(_Reader* r, uint32_t field, int wire, int depth) except -1:
     return 0
 
 
+# Interning. The values that decide who called whom (cluster, TLS properties, filter state)
+# and most others (authority, status, flags, addresses) repeat across entries and messages.
+# Recent values are kept in a small direct-mapped table keyed by a hash of their raw bytes,
+# checked byte for byte on a hit: a repeat costs a compare instead of a new object, and the
+# object it returns has its hash cached for the decoder's dictionaries. Only values up to
+# INTERN_MAX bytes are kept, so the table holds at most INTERN_SLOTS * INTERN_MAX bytes.
+cdef enum:
+    INTERN_SLOTS = 4096
+    INTERN_MAX = 512
+
+cdef list _interned_bytes = [None] * INTERN_SLOTS
+cdef list _interned_text_raw = [None] * INTERN_SLOTS
+cdef list _interned_text = [None] * INTERN_SLOTS
+
+
+cdef inline Py_ssize_t _slot(const unsigned char* p, Py_ssize_t n):
+    cdef uint64_t h = <uint64_t>n * 0x9E3779B97F4A7C15ULL
+    cdef uint64_t a = 0, b = 0
+    if n >= 8:
+        memcpy(&a, p, 8)
+        memcpy(&b, p + n - 8, 8)
+    else:
+        memcpy(&a, p, n)
+    if n >= 24:
+        memcpy(&b, p + n // 2, 8)
+        h ^= b * 0xC2B2AE3D27D4EB4FULL
+        memcpy(&b, p + n - 8, 8)
+    h ^= a * 0xFF51AFD7ED558CCDULL
+    h = (h ^ (h >> 29)) * 0xBF58476D1CE4E5B9ULL
+    h ^= b * 0x94D049BB133111EBULL
+    h ^= h >> 31
+    return <Py_ssize_t>(h >> 52)  # INTERN_SLOTS = 2**12
+
+
 cdef inline bytes _bytes(_Reader* sub):
     cdef Py_ssize_t n = sub.end - sub.p
+    cdef Py_ssize_t i
+    cdef object hit
     if n == 0:
         return EMPTY
-    return PyBytes_FromStringAndSize(<const char*>sub.p, n)
+    if n > INTERN_MAX:
+        return PyBytes_FromStringAndSize(<const char*>sub.p, n)
+    i = _slot(sub.p, n)
+    hit = _interned_bytes[i]
+    if hit is not None and PyBytes_GET_SIZE(hit) == n and memcmp(PyBytes_AS_STRING(hit), sub.p, n) == 0:
+        return <bytes>hit
+    value = PyBytes_FromStringAndSize(<const char*>sub.p, n)
+    _interned_bytes[i] = value
+    return value
 
 
-cdef inline str _text(_Reader* sub):
-    cdef Py_ssize_t n = sub.end - sub.p
-    if n == 0:
-        return ""
+cdef inline str _decode_text(_Reader* sub, Py_ssize_t n):
     try:
         return (<const char*>sub.p)[:n].decode("utf-8", "strict")
     except UnicodeDecodeError:
         raise DecodeError("malformed ALS message: string field had bad UTF-8") from None
+
+
+cdef inline str _text(_Reader* sub):
+    cdef Py_ssize_t n = sub.end - sub.p
+    cdef Py_ssize_t i
+    cdef object raw
+    if n == 0:
+        return ""
+    if n > INTERN_MAX:
+        return _decode_text(sub, n)
+    i = _slot(sub.p, n)
+    raw = _interned_text_raw[i]
+    if raw is not None and PyBytes_GET_SIZE(raw) == n and memcmp(PyBytes_AS_STRING(raw), sub.p, n) == 0:
+        return <str>_interned_text[i]
+    value = _decode_text(sub, n)  # validated before it is kept
+    _interned_text_raw[i] = PyBytes_FromStringAndSize(<const char*>sub.p, n)
+    _interned_text[i] = value
+    return value
+
+
+cdef inline str _text_once(_Reader* sub):
+    """A string that rarely repeats (the path): decoded, not kept."""
+    cdef Py_ssize_t n = sub.end - sub.p
+    if n == 0:
+        return ""
+    return _decode_text(sub, n)
 
 
 @cython.no_gc
@@ -311,7 +378,7 @@ cdef int _request(_Reader* r, Entry e, int depth) except -1:
             e.method = <int32_t><uint32_t>v
         elif field == 5 and wire == 2:
             _length(r, &sub)
-            e.path = _text(&sub)
+            e.path = _text_once(&sub)
         elif field == 3 and wire == 2:
             _length(r, &sub)
             e.authority = _text(&sub)
