@@ -312,7 +312,10 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
     ingest = bench_sub.add_parser("ingest", help="ALS ingest throughput versus plain upb parsing")
-    ingest.add_argument("--seconds", type=float, default=4.0, help="duration of each measured run")
+    ingest.add_argument("--seconds", type=float, default=3.0, help="duration of each measured run")
+    ingest.add_argument(
+        "--repeat", type=int, default=3, help="runs per figure (the median is printed)"
+    )
     ingest.add_argument(
         "--rss-entries", type=int, default=10_000_000, help="entries for the RSS run (0 skips)"
     )
@@ -418,7 +421,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 from meshwatch.bench.ingest import run_ingest_benchmark
 
-                lines = run_ingest_benchmark(args.seconds, args.rss_entries, args.edges)
+                lines = run_ingest_benchmark(
+                    args.seconds, args.rss_entries, args.edges, max(1, args.repeat)
+                )
             for line in lines:
                 print(line, flush=True)
             return EXIT_OK

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import resource
+import statistics
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -177,15 +178,19 @@ def rss_run(total: int, edges: int) -> Iterator[str]:
     yield f"rss: {total:,} entries in {elapsed:.1f}s ({total / elapsed:,.0f} entries/s incl. re-serialising)"
 
 
-def run_ingest_benchmark(seconds: float, rss_entries: int, edges: int) -> Iterator[str]:
-    """All figures, one printed line each."""
+def run_ingest_benchmark(
+    seconds: float, rss_entries: int, edges: int, repeat: int = 3
+) -> Iterator[str]:
+    """All figures, one printed line each. Each rate is the median of ``repeat`` runs, the
+    transport ceiling and the decoders measured in turn, so drift on a noisy machine hits
+    both sides of a ratio alike."""
     active = wire.choose("auto")[0]
     decoders = ["native", "upb"] if active == "native" else ["upb"]
     yield "meshwatch bench ingest: end-to-end = gRPC receive + wire decode + identity + dedupe + graph update"
     yield f"wire decoders: {', '.join(decoders)} (active by default: {active}; upb is the fallback)"
     sample = http_messages(20, 100, CALLERS, 0, time.time())
     size = sum(map(len, sample)) / (20 * 100)
-    yield f"entry size: {size:.0f} bytes serialized"
+    yield f"entry size: {size:.0f} bytes serialized; each rate: median of {repeat} runs of {seconds:g} s"
     yield "parse-only = upb StreamAccessLogsMessage.FromString alone; grpc-only = what grpc.aio delivers to a handler that only counts (the transport's own cost)"
     yield (
         f"{'batch':>5} {'streams':>7} {'decoder':>7} {'parse-only/s':>13} {'grpc-only/s':>12} "
@@ -194,15 +199,24 @@ def run_ingest_benchmark(seconds: float, rss_entries: int, edges: int) -> Iterat
     for batch in (25, 100):
         messages = http_messages(max(1, 2000 // batch), batch, CALLERS, 0, time.time())
         for streams in (1, 4):
-            reference = parse_rate(messages, batch)
-            ceiling = asyncio.run(receive_ceiling(batch, streams, seconds))
+            references: list[float] = []
+            ceilings: list[float] = []
+            runs: dict[str, list[dict[str, float]]] = {d: [] for d in decoders}
+            for _ in range(repeat):
+                references.append(parse_rate(messages, batch))
+                ceilings.append(asyncio.run(receive_ceiling(batch, streams, seconds)))
+                for decoder in decoders:
+                    runs[decoder].append(asyncio.run(e2e_rate(batch, streams, seconds, decoder)))
+            reference = statistics.median(references)
+            ceiling = statistics.median(ceilings)
             for decoder in decoders:
-                result = asyncio.run(e2e_rate(batch, streams, seconds, decoder))
-                rate = result["rate"]
+                rate = statistics.median(r["rate"] for r in runs[decoder])
+                dropped = sum(r["dropped"] for r in runs[decoder])
+                edges_seen = max(r["edges"] for r in runs[decoder])
                 yield (
                     f"{batch:>5} {streams:>7} {decoder:>7} {reference:>13,.0f} {ceiling:>12,.0f} "
                     f"{rate:>13,.0f} {rate / reference:>9.2f} {rate / ceiling:>8.2f} "
-                    f"{result['dropped']:>8,.0f} {result['edges']:>6.0f}"
+                    f"{dropped:>8,.0f} {edges_seen:>6.0f}"
                 )
     if rss_entries > 0:
         yield from rss_run(rss_entries, edges)
