@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install demo test lint typecheck contracts pytest test-fallback fuzz bench evaluate model clean
 
-$(STAMP): pyproject.toml setup.py meshwatch/decoding/_native.pyx
+$(STAMP): pyproject.toml setup.py meshwatch/decoding/_native.pyx meshwatch/graph/_recording.pyx
 	@echo "meshwatch: installing meshwatch and its dependencies into $(VENV) (first run, or pyproject.toml changed; a few minutes)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -58,4 +58,4 @@ model: install
 	$(BIN)/meshwatch evaluate --profile full --topology bookinfo --save-model models/bookinfo.skops
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build meshwatch/decoding/_native.c meshwatch/decoding/_native.*.so
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build meshwatch/decoding/_native.c meshwatch/decoding/_native.*.so meshwatch/graph/_recording.c meshwatch/graph/_recording.*.so

@@ -44,7 +44,10 @@ def extensions() -> list[Extension]:
         from Cython.Build import cythonize
 
         return cythonize(
-            [Extension("meshwatch.decoding._native", ["meshwatch/decoding/_native.pyx"])],
+            [
+                Extension("meshwatch.decoding._native", ["meshwatch/decoding/_native.pyx"]),
+                Extension("meshwatch.graph._recording", ["meshwatch/graph/_recording.pyx"]),
+            ],
             compiler_directives={"language_level": "3"},
         )
     except Exception as exc:

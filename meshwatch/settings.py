@@ -88,8 +88,9 @@ class Settings:
     queue_max_messages: int = 2048
     """Messages buffered between the gRPC receiver and the graph; beyond this they are dropped."""
     ingest_decoder: str = "auto"
-    """ALS wire decoder: ``native`` (the compiled extractor), ``upb`` (the pure-Python fallback
-    on upb protos, same results), or ``auto`` (native when built). Force ``upb`` to debug."""
+    """ALS wire decoder and graph recorder: ``native`` (the compiled extractor and recorder),
+    ``upb`` (the pure-Python fallbacks, on upb protos: same results), or ``auto`` (native when
+    built). Force ``upb`` to debug."""
     trust_domain: str = "cluster.local"
     """SPIFFE trust domain of this mesh."""
     cluster_domain: str = "cluster.local"

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from math import ceil, log
+from types import ModuleType
 
 from meshwatch.calls import Call, EdgeKey, Protocol, WindowSpec, Workload
 from meshwatch.graph.paths import template_path
-from meshwatch.graph.sketches import MIN_VALUE
-from meshwatch.graph.windows import SlidingWindow, WindowStats, bump
+from meshwatch.graph.sketches import MIN_VALUE, QuantileSketch
+from meshwatch.graph.windows import Slice, SlidingWindow, WindowStats, bump
 
 _HTTP = Protocol.HTTP
 SAMPLES = 4
@@ -29,6 +30,9 @@ class GraphLimits:
     edge_ttl: float = 3600.0
     max_paths: int = 64
     max_methods: int = 16
+    native: bool = True
+    """Record with the native recorder (``graph/_recording.pyx``) when it is built; False
+    forces the Python one (``ingest_decoder=upb`` does). Both give the same graph."""
 
 
 class Edge:
@@ -90,6 +94,7 @@ class MeshGraph:
         self._template = template_path
         self._template_cache: dict[str, str] = {}
         self._template_chars = 0
+        self._native = _recording if limits.native else None
 
     def record(self, call: Call) -> Edge:
         """Count one call on its edge (creating nodes and the edge on first sight)."""
@@ -137,12 +142,7 @@ class MeshGraph:
             raw = call[6]
             template = templates.get(raw)
             if template is None:
-                template = self._template(raw)
-                self._template_chars += len(raw)
-                if len(templates) >= _MAX_TEMPLATES or self._template_chars > _MAX_TEMPLATE_CHARS:
-                    templates.clear()  # bounded in entries and in bytes, whatever paths arrive
-                    self._template_chars = len(raw)
-                templates[raw] = template
+                template = self._template_for(raw)
             paths = part.paths
             if template in paths:
                 paths[template] += 1
@@ -156,9 +156,25 @@ class MeshGraph:
                 bump(methods, method, window.max_methods)
         return edge
 
+    def _template_for(self, raw: str) -> str:
+        """A path's template, kept in a cache bounded in entries and in bytes, whatever
+        paths arrive (the miss path of both recorders)."""
+        templates = self._template_cache
+        template = self._template(raw)
+        self._template_chars += len(raw)
+        if len(templates) >= _MAX_TEMPLATES or self._template_chars > _MAX_TEMPLATE_CHARS:
+            templates.clear()
+            self._template_chars = len(raw)
+        templates[raw] = template
+        return template
+
     def record_all(self, calls: Iterable[Call]) -> list[tuple[Edge, Call]]:
         """Record many calls; returns the edges they created with each one's first call
-        (usually none: this is what makes the novel-edge check free per call)."""
+        (usually none: this is what makes the novel-edge check free per call). The native
+        recorder does exactly this when it is built and ``limits.native`` allows it."""
+        if self._native is not None:
+            made: list[tuple[Edge, Call]] = self._native.record_all(self, calls)
+            return made
         record = self._record
         edges = self.edges
         templates = self._template_cache
@@ -232,3 +248,17 @@ class MeshGraph:
             for e in self.edges.values()
         ]
         return list(self.nodes.values()), views
+
+
+def _native_recorder() -> ModuleType | None:
+    try:
+        from meshwatch.graph import _recording as native
+    except ImportError:  # not built here: the Python recorder serves
+        return None
+    native.bind(
+        Edge, SlidingWindow, Slice, QuantileSketch, Workload, _HTTP, bump, SAMPLES, MIN_VALUE
+    )
+    return native
+
+
+_recording = _native_recorder()

@@ -78,6 +78,7 @@ def graph_limits(settings: Settings) -> GraphLimits:
         edge_ttl=settings.edge_ttl,
         max_paths=settings.max_paths_per_edge,
         max_methods=settings.max_methods_per_edge,
+        native=settings.ingest_decoder != "upb",  # forcing the fallback forces it everywhere
     )
 
 
