@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install demo test lint typecheck contracts pytest test-fallback fuzz bench evaluate model clean
 
-$(STAMP): pyproject.toml setup.py meshwatch/decoding/_native.pyx meshwatch/graph/_recording.pyx
+$(STAMP): pyproject.toml setup.py meshwatch/decoding/_native.pyx meshwatch/graph/_recording.pyx meshwatch/_slots.pxd
 	@echo "meshwatch: installing meshwatch and its dependencies into $(VENV) (first run, or pyproject.toml changed; a few minutes)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

@@ -39,6 +39,7 @@ def parse(raw: bytes) -> Message: ...
 def decode(m: Message, decoder: Any, result: Any, received: float) -> Any: ...
 def bind(
     call_type: Any,
+    ends_type: type,
     protocol_http: Any,
     protocol_tcp: Any,
     duplicate: Any,

@@ -27,10 +27,13 @@ into INVALID_ARGUMENT.
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
-from cpython.ref cimport Py_INCREF
+from cpython.object cimport PyObject, PyTypeObject
+from cpython.ref cimport Py_DECREF, Py_INCREF
+from cpython.tuple cimport PyTuple_SET_ITEM
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.string cimport memcmp, memcpy
+
+from meshwatch._slots cimport slot_get, slot_offset
 
 from meshwatch.errors import DecodeError
 
@@ -500,10 +503,59 @@ _METHODS = ("", "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "T
 _ENTRY_ERRORS = None  # set by bind(): the per-entry errors of the upb path
 
 
-def bind(call_type, protocol_http, protocol_tcp, duplicate, unknown, entry_errors, from_downstream):
+cdef extern from "Python.h":
+    ctypedef PyObject* (*allocfunc)(PyTypeObject*, Py_ssize_t)
+    ctypedef struct PyTypeObjectAlloc "PyTypeObject":
+        allocfunc tp_alloc
+
+cdef Py_ssize_t END_SOURCE, END_DESTINATION, END_PORT, END_SIDE
+cdef object _EndsType = None
+
+
+cdef inline object _call(
+    object t, object source, object destination, object port, object protocol, object method,
+    object path, object status, object sent, object received, object latency, object flags,
+    object side, object authority,
+):
+    """A ``Call`` built in place: what ``tuple.__new__(Call, (...))`` makes, without the
+    intermediate tuple."""
+    cdef PyObject* raw = (<PyTypeObjectAlloc*><PyObject*>_Call).tp_alloc(<PyTypeObject*><PyObject*>_Call, 14)
+    if raw is NULL:
+        raise MemoryError()
+    call = <object>raw  # takes a reference of its own...
+    Py_DECREF(call)  # ...so the one tp_alloc returned is given back
+    Py_INCREF(t); PyTuple_SET_ITEM(call, 0, t)
+    Py_INCREF(source); PyTuple_SET_ITEM(call, 1, source)
+    Py_INCREF(destination); PyTuple_SET_ITEM(call, 2, destination)
+    Py_INCREF(port); PyTuple_SET_ITEM(call, 3, port)
+    Py_INCREF(protocol); PyTuple_SET_ITEM(call, 4, protocol)
+    Py_INCREF(method); PyTuple_SET_ITEM(call, 5, method)
+    Py_INCREF(path); PyTuple_SET_ITEM(call, 6, path)
+    Py_INCREF(status); PyTuple_SET_ITEM(call, 7, status)
+    Py_INCREF(sent); PyTuple_SET_ITEM(call, 8, sent)
+    Py_INCREF(received); PyTuple_SET_ITEM(call, 9, received)
+    Py_INCREF(latency); PyTuple_SET_ITEM(call, 10, latency)
+    Py_INCREF(flags); PyTuple_SET_ITEM(call, 11, flags)
+    Py_INCREF(side); PyTuple_SET_ITEM(call, 12, side)
+    Py_INCREF(authority); PyTuple_SET_ITEM(call, 13, authority)
+    return call
+
+
+def bind(
+    call_type, ends_type, protocol_http, protocol_tcp, duplicate, unknown, entry_errors,
+    from_downstream,
+):
     """Hand the module the Python types it builds and compares with (once, at import of
     ``decoding.streams``), so this file imports nothing of meshwatch but its error."""
     global _Call, _HTTP, _TCP, _DUPLICATE, _UNKNOWN, _ENTRY_ERRORS, _FROM_DOWNSTREAM
+    global END_SOURCE, END_DESTINATION, END_PORT, END_SIDE, _EndsType
+    if not issubclass(call_type, tuple) or call_type.__itemsize__ != tuple.__itemsize__:
+        raise TypeError("Call must be a plain tuple subclass")
+    END_SOURCE = slot_offset(ends_type, "source")
+    END_DESTINATION = slot_offset(ends_type, "destination")
+    END_PORT = slot_offset(ends_type, "port")
+    END_SIDE = slot_offset(ends_type, "side")
+    _EndsType = ends_type
     _Call = call_type
     _HTTP = protocol_http
     _TCP = protocol_tcp
@@ -519,7 +571,6 @@ _TCP = None
 _DUPLICATE = None
 _UNKNOWN = None
 _FROM_DOWNSTREAM = -1
-_new_tuple = tuple.__new__
 
 
 def decode(Message m, decoder, result, double received):
@@ -563,6 +614,8 @@ def decode(Message m, decoder, result, double received):
             if ends is _DUPLICATE:
                 duplicates += 1
                 continue
+            if type(ends) is not _EndsType:
+                raise TypeError("unexpected ends type")
             if http:
                 authority = e.authority
                 if len(<str>authority) > max_field:
@@ -572,15 +625,15 @@ def decode(Message m, decoder, result, double received):
                 if len(<str>path) > max_field:
                     path = (<str>path)[:max_field]
                     truncated += 1
-                destination = ends.destination
+                destination = slot_get(ends, END_DESTINATION)
                 if destination is None:
                     destination = host(authority) if authority else _UNKNOWN
             else:
-                destination = ends.destination
+                destination = slot_get(ends, END_DESTINATION)
                 if destination is None:
                     destination, cut = decoder._sni_destination(key[3])
                     truncated += cut
-            port = ends.port
+            port = slot_get(ends, END_PORT)
             if port < 0:
                 port = port_at(e.dla if port == _FROM_DOWNSTREAM else e.ura)
             if http:
@@ -601,22 +654,17 @@ def decode(Message m, decoder, result, double received):
             if http:
                 method = _METHODS[e.method] if 0 <= e.method < 10 else "OTHER"
                 calls.append(
-                    _new_tuple(
-                        _Call,
-                        (
-                            t, ends.source, destination, port, _HTTP, method, path, status,
-                            e.req_bytes, e.resp_bytes, latency, flags, ends.side, authority,
-                        ),
+                    _call(
+                        t, slot_get(ends, END_SOURCE), destination, port, _HTTP, method, path,
+                        status, e.req_bytes, e.resp_bytes, latency, flags,
+                        slot_get(ends, END_SIDE), authority,
                     )
                 )
             else:
                 calls.append(
-                    _new_tuple(
-                        _Call,
-                        (
-                            t, ends.source, destination, port, _TCP, "", "", 0,
-                            e.req_bytes, e.resp_bytes, latency, flags, ends.side, "",
-                        ),
+                    _call(
+                        t, slot_get(ends, END_SOURCE), destination, port, _TCP, "", "", 0,
+                        e.req_bytes, e.resp_bytes, latency, flags, slot_get(ends, END_SIDE), "",
                     )
                 )
         except _ENTRY_ERRORS as exc:

@@ -440,5 +440,12 @@ class StreamDecoder:
 
 if native is not None:
     native.bind(
-        Call, Protocol.HTTP, Protocol.TCP, _DUPLICATE, UNKNOWN, _ENTRY_ERRORS, _PORT_FROM_DOWNSTREAM
+        Call,
+        Ends,
+        Protocol.HTTP,
+        Protocol.TCP,
+        _DUPLICATE,
+        UNKNOWN,
+        _ENTRY_ERRORS,
+        _PORT_FROM_DOWNSTREAM,
     )

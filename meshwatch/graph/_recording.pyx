@@ -15,22 +15,9 @@ collapses call back into ``mesh_graph``; the arithmetic is Python's (ints stay u
 tests hold the two recorders to identical graphs.
 """
 
-from cpython.object cimport PyObject
-from cpython.ref cimport Py_INCREF, Py_XDECREF
 from libc.math cimport ceil, log
 
-cdef extern from "Python.h":
-    ctypedef struct PyMemberDef:
-        const char* name
-        int type
-        Py_ssize_t offset
-    ctypedef struct PyMemberDescrObject:
-        PyMemberDef* d_member
-
-cdef extern from "structmember.h":
-    int T_OBJECT_EX
-
-import types
+from meshwatch._slots cimport slot_get as _get, slot_offset as _offset, slot_put as _put
 
 cdef Py_ssize_t E_LAST, E_SAMPLES, E_TOTAL, E_WINDOW
 cdef Py_ssize_t W_CURRENT, W_MAX_PATHS, W_MAX_METHODS
@@ -44,16 +31,6 @@ cdef object _bump = None
 cdef Py_ssize_t _SAMPLES = 4
 cdef double _MIN_VALUE = 1e-3
 cdef bint _bound = False
-
-
-cdef Py_ssize_t _offset(object cls, str name) except -1:
-    descriptor = cls.__dict__[name]
-    if type(descriptor) is not types.MemberDescriptorType:
-        raise TypeError(f"{cls.__name__}.{name} is not a slot")
-    cdef PyMemberDef* member = (<PyMemberDescrObject*>descriptor).d_member
-    if member.type != T_OBJECT_EX:
-        raise TypeError(f"{cls.__name__}.{name} is not an object slot")
-    return member.offset
 
 
 def bind(edge, window, part, sketch, workload, http, bump, samples, min_value):
@@ -91,21 +68,6 @@ def bind(edge, window, part, sketch, workload, http, bump, samples, min_value):
     _SAMPLES = samples
     _MIN_VALUE = min_value
     _bound = True
-
-
-cdef inline object _get(object o, Py_ssize_t offset):
-    cdef PyObject* value = (<PyObject**>((<char*><PyObject*>o) + offset))[0]
-    if value is NULL:
-        raise AttributeError("slot not set")
-    return <object>value
-
-
-cdef inline void _put(object o, Py_ssize_t offset, object value):
-    cdef PyObject** slot = <PyObject**>((<char*><PyObject*>o) + offset)
-    cdef PyObject* old = slot[0]
-    Py_INCREF(value)
-    slot[0] = <PyObject*>value
-    Py_XDECREF(old)
 
 
 def record_all(graph, calls):

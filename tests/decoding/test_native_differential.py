@@ -373,3 +373,26 @@ def test_messages_keep_their_entry_fields() -> None:
     assert (parsed.kind, got.cluster, got.path, got.authority) == (1, "inbound|9080||", "/a", "h:1")
     assert got.code == e.response.response_code.SerializeToString()
     assert (got.req_bytes, got.resp_bytes, got.method) == (11, 222, 1)
+
+
+def test_native_calls_hold_no_extra_references() -> None:
+    """The native loop builds each Call in place: once the results are dropped, nothing it
+    referenced keeps a count it took (a leak here would grow memory with every entry)."""
+    import gc
+    import sys
+
+    assert native is not None
+    decoder = Decoder(IdentityResolver("cluster.local", "cluster.local"), EntryLimits())
+    messages = http_messages(3, 50, 5, 3, RECEIVED)
+    first = decoder.decode(IDENTITY, native.parse(messages[0]), RECEIVED).calls
+    source, destination = first[0].source, first[0].destination
+    count = sys.getrefcount(first[0])  # outside the assert: pytest's rewriting holds one
+    assert count == 2  # the list's and getrefcount's own
+    del first
+    gc.collect()
+    before = (sys.getrefcount(source), sys.getrefcount(destination))
+    for _ in range(20):
+        for raw in messages:
+            decoder.decode(IDENTITY, native.parse(raw), RECEIVED)
+    gc.collect()
+    assert (sys.getrefcount(source), sys.getrefcount(destination)) == before
