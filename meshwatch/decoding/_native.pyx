@@ -52,6 +52,15 @@ cdef struct _Reader:
 
 
 cdef inline int _varint(_Reader* r, uint64_t* out) except -1:
+    # one byte: most lengths and small numbers
+    if r.p < r.end and r.p[0] < 0x80:
+        out[0] = r.p[0]
+        r.p += 1
+        return 0
+    return _varint_long(r, out)
+
+
+cdef int _varint_long(_Reader* r, uint64_t* out) except -1:
     cdef uint64_t value = 0
     cdef unsigned char byte
     cdef int i
@@ -68,6 +77,20 @@ cdef inline int _varint(_Reader* r, uint64_t* out) except -1:
 
 
 cdef inline int _tag(_Reader* r, uint32_t* field, int* wire) except -1:
+    # one byte: every field number below 16, which is most of the schema
+    cdef unsigned char byte
+    if r.p < r.end and r.p[0] < 0x80:
+        byte = r.p[0]
+        r.p += 1
+        if byte < 8:
+            raise DecodeError("malformed ALS message: field number 0")
+        field[0] = byte >> 3
+        wire[0] = byte & 7
+        return 0
+    return _tag_long(r, field, wire)
+
+
+cdef int _tag_long(_Reader* r, uint32_t* field, int* wire) except -1:
     cdef uint64_t value = 0
     cdef unsigned char byte
     cdef int i
@@ -78,7 +101,7 @@ cdef inline int _tag(_Reader* r, uint32_t* field, int* wire) except -1:
         r.p += 1
         value |= (<uint64_t>(byte & 0x7F)) << (7 * i)
         if not (byte & 0x80):
-            if value > 0xFFFFFFFF:
+            if value > 0xFFFFFFFFULL:
                 raise DecodeError("malformed ALS message: tag over 32 bits")
             field[0] = <uint32_t>(value >> 3)
             wire[0] = <int>(value & 7)
