@@ -15,6 +15,8 @@ collapses call back into ``mesh_graph``; the arithmetic is Python's (ints stay u
 tests hold the two recorders to identical graphs.
 """
 
+from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
+from cpython.object cimport PyObject
 from libc.math cimport ceil, log
 
 from meshwatch._slots cimport slot_get as _get, slot_offset as _offset, slot_put as _put
@@ -68,6 +70,15 @@ def bind(edge, window, part, sketch, workload, http, bump, samples, min_value):
     _SAMPLES = samples
     _MIN_VALUE = min_value
     _bound = True
+
+
+cdef inline bint _count(dict counter, object key) except -1:
+    """``counter[key] += 1`` when ``key`` is counted already (one lookup, not two)."""
+    cdef PyObject* found = PyDict_GetItem(counter, key)
+    if found is NULL:
+        return False
+    PyDict_SetItem(counter, key, (<object>found) + 1)
+    return True
 
 
 def record_all(graph, calls):
@@ -138,9 +149,10 @@ cdef int _record(object edge, tuple call, dict templates, object template_for) e
     if ms > _MIN_VALUE:
         bucket = <long long>ceil(log(ms) * <double>_get(latency, Q_INV))
         buckets = _get(latency, Q_BUCKETS)
-        (<dict>buckets)[bucket] = (<dict>buckets).get(bucket, 0) + 1
-        if len(<dict>buckets) > _get(latency, Q_MAX):
-            latency.collapse()
+        if not _count(<dict>buckets, bucket):
+            (<dict>buckets)[bucket] = 1
+            if len(<dict>buckets) > _get(latency, Q_MAX):
+                latency.collapse()
     else:
         _put(latency, Q_ZERO, _get(latency, Q_ZERO) + 1)
     if call[4] is _HTTP:
@@ -149,14 +161,10 @@ cdef int _record(object edge, tuple call, dict templates, object template_for) e
         if template is None:
             template = template_for(raw)
         paths = _get(part, S_PATHS)
-        if template in <dict>paths:
-            (<dict>paths)[template] += 1
-        else:
+        if not _count(<dict>paths, template):
             _bump(paths, template, _get(window, W_MAX_PATHS))
         method = call[5]
         methods = _get(part, S_METHODS)
-        if method in <dict>methods:
-            (<dict>methods)[method] += 1
-        else:
+        if not _count(<dict>methods, method):
             _bump(methods, method, _get(window, W_MAX_METHODS))
     return 0
