@@ -268,11 +268,7 @@ class StreamDecoder:
                 destination = host(authority) if authority else UNKNOWN
             port = ends.port
             if port < 0:
-                port = self._port_at(
-                    common.downstream_local_address
-                    if port == _PORT_FROM_DOWNSTREAM
-                    else common.upstream_remote_address
-                )
+                port = self._entry_port(common, port)
             code = response.response_code
             status = statuses.get(code)
             if status is None:
@@ -344,11 +340,7 @@ class StreamDecoder:
                 result.truncated += cut
             port = ends.port
             if port < 0:
-                port = self._port_at(
-                    common.downstream_local_address
-                    if port == _PORT_FROM_DOWNSTREAM
-                    else common.upstream_remote_address
-                )
+                port = self._entry_port(common, port)
             connection = entry.connection_properties
             raw_flags = common.response_flags
             flags = self._flags.get(raw_flags)
@@ -409,6 +401,15 @@ class StreamDecoder:
             self._ends.clear()  # bounded: per-connection TLS session ids keep arriving
         self._ends[key] = ends
         return ends
+
+    @classmethod
+    def _entry_port(cls, common: Any, which: int) -> int:
+        """The port of a (view-type) entry's local or upstream address, by ``which``."""
+        return cls._port_at(
+            common.downstream_local_address
+            if which == _PORT_FROM_DOWNSTREAM
+            else common.upstream_remote_address
+        )
 
     @staticmethod
     def _port_at(raw: bytes) -> int:

@@ -25,7 +25,13 @@ from hypothesis import strategies as st
 
 from meshwatch.bench.entries import first_message, http_messages
 from meshwatch.decoding import lite, wire
-from meshwatch.decoding.streams import Decoder, DecodeResult, EntryLimits, read_identifier
+from meshwatch.decoding.streams import (
+    Decoder,
+    DecodeResult,
+    EntryLimits,
+    StreamIdentity,
+    read_identifier,
+)
 from meshwatch.errors import DecodeError
 from meshwatch.identity.resolving import IdentityResolver
 from tests.als_streams import entry, message
@@ -37,15 +43,21 @@ if native is None:
     )
 
 RECEIVED = 1_796_000_000.0
+SHORT_FIELDS = EntryLimits(max_field=64)  # so the corpus's long paths and hosts get cut
 FIRST = first_message(3)
 IDENTITY = read_identifier(lite.parse(FIRST).identifier)
 # Fuzzing budget: `make fuzz` raises it (MESHWATCH_FUZZ_EXAMPLES) for the long run.
 EXAMPLES = int(os.environ.get("MESHWATCH_FUZZ_EXAMPLES", "300"))
 
 
-def _outcome(parse: Callable[[bytes], Any], raws: list[bytes]) -> list[Any]:
-    """Per message: ("refused", reason) or the decode result's every field."""
-    decoder = Decoder(IdentityResolver("cluster.local", "cluster.local"), EntryLimits(max_field=64))
+def outcome(
+    parse: Callable[[bytes], Any],
+    raws: list[bytes],
+    identity: StreamIdentity = IDENTITY,
+    limits: EntryLimits = SHORT_FIELDS,
+) -> list[Any]:
+    """Per message of one stream: "refused", or every field of the decode result."""
+    decoder = Decoder(IdentityResolver("cluster.local", "cluster.local"), limits)
     out: list[Any] = []
     for raw in raws:
         try:
@@ -53,7 +65,7 @@ def _outcome(parse: Callable[[bytes], Any], raws: list[bytes]) -> list[Any]:
         except DecodeError:
             out.append("refused")
             continue
-        result: DecodeResult = decoder.decode(IDENTITY, parsed, RECEIVED)
+        result: DecodeResult = decoder.decode(identity, parsed, RECEIVED)
         out.append(
             (
                 result.kind,
@@ -74,8 +86,8 @@ def assert_same(*raws: bytes) -> list[Any]:
     """Both decoders on one stream (identified by ``FIRST``) of these messages."""
     assert native is not None, "the native extractor must be built (CI builds it)"
     stream = [FIRST, *raws]
-    expected = _outcome(lite.parse, stream)
-    assert _outcome(native.parse, stream) == expected
+    expected = outcome(lite.parse, stream)
+    assert outcome(native.parse, stream) == expected
     return expected[1:]
 
 

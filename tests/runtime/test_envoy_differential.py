@@ -17,11 +17,11 @@ from envoy.service.accesslog.v3 import als_pb2
 
 from meshwatch.adapters.als.server import start_server
 from meshwatch.decoding import lite, wire
-from meshwatch.decoding.streams import Decoder, EntryLimits, read_identifier
-from meshwatch.identity.resolving import IdentityResolver
+from meshwatch.decoding.streams import EntryLimits, read_identifier
 from meshwatch.localmesh.launcher import LocalMesh
 from meshwatch.settings import HostPort
 from tests.conftest import eventually
+from tests.decoding.test_native_differential import outcome
 from tests.runtime.test_envoy_mesh import HTTPBIN_HOST, TOPOLOGY
 
 pytestmark = [
@@ -30,29 +30,6 @@ pytestmark = [
         wire.native is None and not os.environ.get("CI"), reason="native extractor not built"
     ),
 ]
-
-
-def _decode_stream(parse: Any, raws: list[bytes]) -> list[Any]:
-    decoder = Decoder(IdentityResolver("cluster.local", "cluster.local"), EntryLimits())
-    first = parse(raws[0])
-    stream = read_identifier(first.identifier)
-    received = 1_796_000_000.0
-    out = []
-    for raw in raws:
-        result = decoder.decode(stream, parse(raw), received)
-        out.append(
-            (
-                result.kind,
-                result.entries,
-                result.calls,
-                result.duplicates,
-                result.intermediate,
-                result.retimed,
-                result.truncated,
-                result.malformed,
-            )
-        )
-    return out
 
 
 async def test_real_envoy_messages_decode_identically(tmp_path: Path) -> None:
@@ -101,8 +78,10 @@ async def test_real_envoy_messages_decode_identically(tmp_path: Path) -> None:
     kinds = set()
     calls = 0
     for raws in streams.values():
-        expected = _decode_stream(lite.parse, raws)
-        assert _decode_stream(wire.native.parse, raws) == expected
+        identity = read_identifier(lite.parse(raws[0]).identifier)
+        expected = outcome(lite.parse, raws, identity, EntryLimits())
+        assert outcome(wire.native.parse, raws, identity, EntryLimits()) == expected
+        assert "refused" not in expected
         kinds |= {r[0] for r in expected}
         calls += sum(len(r[2]) for r in expected)
     assert {"http", "tcp"} <= kinds
