@@ -34,7 +34,7 @@ ALL_CHECKS: tuple[Check, ...] = (
     authorization.MatchPatterns(),
     authorization.HttpOnlyDenyOnTcp(),
     authorization.MissingNamespaces(),
-    authorization.SelectorMatchesNothing(),
+    selectors.SelectorMatchesNothing(),
     authorization.ForeignTrustDomain(),
     authorization.PathNormalization(),
     selectors.AuthzNoMatchingWorkloads(),

@@ -2,10 +2,6 @@
 
 from typing import Any
 
-KIND_NONE: int
-KIND_HTTP: int
-KIND_TCP: int
-
 class Entry:
     cluster: str
     authority: str

@@ -41,11 +41,6 @@ cdef enum:
     MAX_DEPTH = 100  # upb's default depth limit: sub-messages and groups together
 cdef bytes EMPTY = b""
 
-KIND_NONE = 0
-KIND_HTTP = 1
-KIND_TCP = 2
-
-
 cdef struct _Reader:
     const unsigned char* p
     const unsigned char* end
@@ -334,8 +329,6 @@ cdef int _common(_Reader* r, Entry e, int depth) except -1:
     cdef int wire
     cdef uint64_t v
     cdef _Reader sub
-    if depth > MAX_DEPTH:
-        raise DecodeError("malformed ALS message: nested too deep")
     while r.p < r.end:
         _tag(r, &field, &wire)
         if wire == 2:

@@ -12,10 +12,11 @@ Istio ``upstream_peer`` metadata): that upstream logs the call itself. Every oth
 entry is kept: calls leaving the mesh, calls to workloads without a sidecar, and calls that
 failed before they reached any upstream (no route, no healthy upstream).
 
-Speed: messages arrive as the narrow view types of ``decoding.lite``. Who-called-whom depends
-only on the upstream cluster, the TLS properties, the filter state and the custom tags of an
-entry, and those repeat for every request of a connection, so their raw bytes key a bounded
-cache of resolved ends. The per-entry work is a handful of scalar reads.
+Speed: messages arrive as the native extractor's entries (``decoding._native``, whose loop
+mirrors the upb loops here) or as the narrow view types of ``decoding.lite``. Who-called-whom
+depends only on the upstream cluster, the TLS properties, the filter state and the custom tags
+of an entry, and those repeat for every request of a connection, so their raw bytes key a
+bounded cache of resolved ends. The per-entry work is a handful of scalar reads.
 """
 
 from __future__ import annotations

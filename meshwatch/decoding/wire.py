@@ -10,15 +10,12 @@ is not built or when ``ingest_decoder=upb`` forces it for debugging.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 from meshwatch.decoding import lite
 from meshwatch.errors import SettingsError
-
-log = logging.getLogger(__name__)
 
 native: ModuleType | None
 try:
@@ -43,12 +40,6 @@ def choose(name: str) -> tuple[str, Callable[[bytes], Any]]:
 
 def is_native(message: Any) -> bool:
     return native is not None and type(message) is native.Message
-
-
-def identifier(message: Any) -> bytes:
-    """The raw stream identifier a message carries (``b""`` when none)."""
-    value: bytes = message.identifier
-    return value
 
 
 def entry_count(message: Any) -> tuple[str, int]:

@@ -32,7 +32,6 @@ cdef object _HTTP = None
 cdef object _bump = None
 cdef Py_ssize_t _SAMPLES = 4
 cdef double _MIN_VALUE = 1e-3
-cdef bint _bound = False
 
 
 def bind(edge, window, part, sketch, workload, http, bump, samples, min_value):
@@ -41,7 +40,7 @@ def bind(edge, window, part, sketch, workload, http, bump, samples, min_value):
     global S_END, S_REQUESTS, S_5XX, S_4XX, S_SENT, S_RECEIVED, S_LATENCY, S_PATHS, S_METHODS
     global Q_COUNT, Q_INV, Q_BUCKETS, Q_MAX, Q_ZERO, WL_ID
     global EdgeType, WindowType, SliceType, SketchType, WorkloadType, _HTTP, _bump
-    global _SAMPLES, _MIN_VALUE, _bound
+    global _SAMPLES, _MIN_VALUE
     E_LAST = _offset(edge, "last_seen")
     E_SAMPLES = _offset(edge, "samples")
     E_TOTAL = _offset(edge, "total_requests")
@@ -69,7 +68,6 @@ def bind(edge, window, part, sketch, workload, http, bump, samples, min_value):
     _bump = bump
     _SAMPLES = samples
     _MIN_VALUE = min_value
-    _bound = True
 
 
 cdef inline bint _count(dict counter, object key) except -1:

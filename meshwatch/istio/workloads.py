@@ -67,11 +67,6 @@ def label_selector_text(labels: Mapping[str, Any]) -> str:
     return ",".join(f"{k}={labels[k]}" for k in sorted(labels))
 
 
-def labels_select(labels: Mapping[str, Any], target: Mapping[str, str]) -> bool:
-    """Kubernetes ``SelectorFromSet`` semantics: every label equal; empty selects all."""
-    return all(target.get(str(k)) == str(v) for k, v in labels.items())
-
-
 def has_proxy(spec: Mapping[str, Any]) -> bool:
     """Whether the pod spec runs Istio's sidecar: an ``istio-proxy`` container (or native
     sidecar init container) with an image, as istioctl's analyzers decide it."""

@@ -16,9 +16,10 @@ import asyncio
 import logging
 import time
 
-from meshwatch.adapters.als.server import AlsReceiver, RateLimitedLog, entry_count
+from meshwatch.adapters.als.server import AlsReceiver, RateLimitedLog
 from meshwatch.adapters.files.capture import CaptureWriter
 from meshwatch.counters import IngestCounters
+from meshwatch.decoding.wire import entry_count
 from meshwatch.errors import CaptureError, DecodeError
 from meshwatch.runtime.monitoring import MonitorService
 

@@ -66,9 +66,6 @@ class RateLimitedLog:
         self._suppressed = 0
 
 
-entry_count = wire.entry_count
-
-
 class AlsReceiver:
     """The gRPC servicer plus the bounded queue it feeds."""
 
@@ -136,7 +133,7 @@ class AlsReceiver:
                     await context.abort(
                         grpc.StatusCode.INVALID_ARGUMENT, f"undecodable message: {exc}"
                     )
-                kind, n = entry_count(message)
+                kind, n = wire.entry_count(message)
                 counters.entries_received[kind] += n
                 try:
                     self.queue.put_nowait((identity, message, time.time()))

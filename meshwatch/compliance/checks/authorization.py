@@ -201,31 +201,6 @@ class MissingNamespaces(Check):
                             ctx.report("MW0207", policy, namespace=ns)
 
 
-class SelectorMatchesNothing(Check):
-    info = CheckInfo(
-        name="selector-matches-nothing",
-        description="Security resources whose selector matches no workload in their namespace.",
-        inputs=(AP, "PeerAuthentication", "RequestAuthentication", "Sidecar", WORKLOAD),
-        codes=("MW0208",),
-        related=(
-            "IST0127",
-            "KIA0004",
-        ),
-    )
-
-    def analyze(self, ctx: Context) -> None:
-        if not ctx.all_pods():
-            return  # no workloads in the input: nothing to compare with
-        for kind in (AP, "PeerAuthentication", "RequestAuthentication", "Sidecar"):
-            for resource in ctx.for_each(kind):
-                wanted = selector(resource)
-                if wanted is not None and not ctx.selected_pods(resource.namespace, wanted):
-                    labels = ",".join(f"{k}={v}" for k, v in as_map(wanted["matchLabels"]).items())
-                    ctx.report(
-                        "MW0208", resource, kind=kind, labels=labels, namespace=resource.namespace
-                    )
-
-
 class ForeignTrustDomain(Check):
     info = CheckInfo(
         name="foreign-trust-domain",

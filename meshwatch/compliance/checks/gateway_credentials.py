@@ -16,7 +16,7 @@ from __future__ import annotations
 from meshwatch.compliance.analysis import Check, CheckInfo, Context, none_in_input
 from meshwatch.istio.certificates import check_credential, secret_data
 from meshwatch.istio.resources import as_list, as_map
-from meshwatch.istio.workloads import labels_select
+from meshwatch.istio.workloads import selector_matches
 
 
 class GatewayCredentials(Check):
@@ -33,7 +33,7 @@ class GatewayCredentials(Check):
         secrets = ctx.for_each("Secret")
         for gateway in ctx.for_each("Gateway"):
             wanted = as_map(gateway.spec.get("selector"))
-            runs_in = next((p.namespace for p in pods if labels_select(wanted, p.labels)), None)
+            runs_in = next((p.namespace for p in pods if selector_matches(wanted, p.labels)), None)
             if runs_in is None:
                 continue
             for index, server in enumerate(as_list(gateway.spec.get("servers"))):

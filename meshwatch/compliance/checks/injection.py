@@ -14,8 +14,8 @@ from meshwatch.istio.resources import (
     as_list,
     as_map,
 )
+from meshwatch.istio.workloads import INJECT_KEY, PROXY_CONTAINER
 
-INJECT = "sidecar.istio.io/inject"
 PROXY_UID = 1337
 EXCLUSIONS = (
     "traffic.sidecar.istio.io/excludeOutboundIPRanges",
@@ -68,13 +68,16 @@ class InjectionOptOut(Check):
 
     def analyze(self, ctx: Context) -> None:
         for pod in ctx.all_pods():
-            if str(pod.labels.get(INJECT, pod.annotations.get(INJECT, ""))).lower() == "false":
+            if (
+                str(pod.labels.get(INJECT_KEY, pod.annotations.get(INJECT_KEY, ""))).lower()
+                == "false"
+            ):
                 ctx.report("MW0702", pod.owner)
 
 
 ISTIOCTL_UID_KINDS = frozenset({"Pod", "Deployment"})
 """The kinds istioctl's ``applicationUID.Analyzer`` (IST0144) reads."""
-NOT_APPLICATIONS = frozenset({"istio-proxy", "istio-operator"})
+NOT_APPLICATIONS = frozenset({PROXY_CONTAINER, "istio-operator"})
 
 
 def _is_istio_control_plane(resource: Resource) -> bool:

@@ -15,15 +15,16 @@ reference tool reports it all the same.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from meshwatch.compliance.analysis import Check, CheckInfo, Context, none_in_input
+from meshwatch.istio.policies import selector
 from meshwatch.istio.resources import MESH_CONFIG, WORKLOAD, Resource, as_map
-from meshwatch.istio.workloads import label_selector_text, labels_select, pod_in_mesh
+from meshwatch.istio.workloads import label_selector_text, pod_in_mesh, selector_matches
 
 AP = "AuthorizationPolicy"
-KIALI_SELECTOR_KINDS = (AP, "PeerAuthentication", "RequestAuthentication")
+SELECTOR_KINDS = (AP, "PeerAuthentication", "RequestAuthentication", "Sidecar")
 
 
 class AuthzNoMatchingWorkloads(Check):
@@ -53,7 +54,9 @@ class AuthzNoMatchingWorkloads(Check):
             wanted = as_map(as_map(policy.spec.get("selector")).get("matchLabels"))
             if policy.namespace == root:
                 if has_selector and not any(
-                    labels_select(wanted, labels) for group in in_mesh.values() for labels in group
+                    selector_matches(wanted, labels)
+                    for group in in_mesh.values()
+                    for labels in group
                 ):
                     self._report(ctx, policy, wanted, pods)
                 continue
@@ -61,7 +64,7 @@ class AuthzNoMatchingWorkloads(Check):
             if not has_selector:
                 if not local:
                     self._report(ctx, policy, {}, pods)
-            elif not any(labels_select(wanted, labels) for labels in local):
+            elif not any(selector_matches(wanted, labels) for labels in local):
                 self._report(ctx, policy, wanted, pods)
 
     @staticmethod
@@ -93,7 +96,7 @@ class GatewaySelector(Check):
         pods = ctx.for_each("Pod")
         for gateway in ctx.for_each("Gateway"):
             wanted = as_map(gateway.spec.get("selector"))
-            if not any(labels_select(wanted, pod.labels) for pod in pods):
+            if not any(selector_matches(wanted, pod.labels) for pod in pods):
                 ctx.report(
                     "MW0507",
                     gateway,
@@ -101,6 +104,41 @@ class GatewaySelector(Check):
                     note=none_in_input(pods, "Pods"),
                     unconfirmed=not pods,
                 )
+
+
+def _unmatched(ctx: Context) -> Iterator[tuple[Resource, Mapping[str, Any]]]:
+    """Policies and Sidecars with selector labels that no workload of their own namespace
+    has, with those labels (``istio.policies.selector`` reads either selector field)."""
+    for kind in SELECTOR_KINDS:
+        for resource in ctx.for_each(kind):
+            wanted = selector(resource)
+            if wanted is not None and not ctx.selected_pods(resource.namespace, wanted):
+                yield resource, as_map(wanted["matchLabels"])
+
+
+class SelectorMatchesNothing(Check):
+    """meshwatch's own: the same question as Kiali's, asked only when the input holds
+    workloads to compare with."""
+
+    info = CheckInfo(
+        name="selector-matches-nothing",
+        description="Security resources whose selector matches no workload in their namespace.",
+        inputs=(*SELECTOR_KINDS, WORKLOAD),
+        codes=("MW0208",),
+        related=(
+            "IST0127",
+            "KIA0004",
+        ),
+    )
+
+    def analyze(self, ctx: Context) -> None:
+        if not ctx.all_pods():
+            return  # no workloads in the input: nothing to compare with
+        for resource, wanted in _unmatched(ctx):
+            labels = ",".join(f"{k}={v}" for k, v in wanted.items())
+            ctx.report(
+                "MW0208", resource, kind=resource.kind, labels=labels, namespace=resource.namespace
+            )
 
 
 class KialiSelectorWorkloads(Check):
@@ -111,32 +149,26 @@ class KialiSelectorWorkloads(Check):
     info = CheckInfo(
         name="selector-no-workload-kiali",
         description="Policies and Sidecars whose selector matches no workload of their namespace (KIA0004's cases).",
-        inputs=(*KIALI_SELECTOR_KINDS, "Sidecar", WORKLOAD),
+        inputs=(*SELECTOR_KINDS, WORKLOAD),
         codes=("MW0212",),
         references=("KIA0004",),
     )
 
     def analyze(self, ctx: Context) -> None:
-        targets: list[tuple[Resource, Mapping[str, Any], str]] = []
-        for kind in KIALI_SELECTOR_KINDS:
-            for resource in ctx.for_each(kind):
-                wanted = as_map(as_map(resource.spec.get("selector")).get("matchLabels"))
-                targets.append((resource, wanted, "spec.selector.matchLabels"))
-        for sidecar in ctx.for_each("Sidecar"):
-            wanted = as_map(as_map(sidecar.spec.get("workloadSelector")).get("labels"))
-            targets.append((sidecar, wanted, "spec.workloadSelector.labels"))
-        for resource, wanted, path in targets:
-            if not wanted:
-                continue
-            if not any(labels_select(wanted, p.labels) for p in ctx.pods(resource.namespace)):
-                ctx.report(
-                    "MW0212",
-                    resource,
-                    kind=resource.kind,
-                    path=path,
-                    labels=label_selector_text(wanted),
-                    namespace=resource.namespace,
-                )
+        for resource, wanted in _unmatched(ctx):
+            path = (
+                "spec.workloadSelector.labels"
+                if resource.kind == "Sidecar"
+                else "spec.selector.matchLabels"
+            )
+            ctx.report(
+                "MW0212",
+                resource,
+                kind=resource.kind,
+                path=path,
+                labels=label_selector_text(wanted),
+                namespace=resource.namespace,
+            )
 
 
 class KialiGatewayWorkloads(Check):
@@ -156,5 +188,5 @@ class KialiGatewayWorkloads(Check):
         workloads = ctx.all_pods()
         for gateway in ctx.for_each("Gateway"):
             wanted = as_map(gateway.spec.get("selector"))
-            if not any(labels_select(wanted, w.labels) for w in workloads):
+            if not any(selector_matches(wanted, w.labels) for w in workloads):
                 ctx.report("MW0508", gateway, selector=label_selector_text(wanted) or "(empty)")

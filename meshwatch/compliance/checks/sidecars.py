@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from meshwatch.compliance.analysis import Check, CheckInfo, Context, none_in_input
 from meshwatch.istio.resources import MESH_CONFIG, Resource, as_map
-from meshwatch.istio.workloads import label_selector_text, labels_select
+from meshwatch.istio.workloads import label_selector_text, selector_matches
 
 
 class SidecarSelector(Check):
@@ -31,7 +31,7 @@ class SidecarSelector(Check):
             matched = [
                 p
                 for p in pods
-                if p.namespace == sidecar.namespace and labels_select(wanted, p.labels)
+                if p.namespace == sidecar.namespace and selector_matches(wanted, p.labels)
             ]
             if not matched:
                 ctx.report(

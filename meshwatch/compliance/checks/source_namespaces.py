@@ -14,26 +14,35 @@ The two tools differ, so each has its own check:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 
 from meshwatch.compliance.analysis import Check, CheckInfo, Context, none_in_input
-from meshwatch.istio.resources import Resource, as_list, as_map
+from meshwatch.istio.resources import as_list, as_map
 
 AP = "AuthorizationPolicy"
 
 
-def _sources(policy: Resource) -> Iterator[tuple[int, int, dict[str, list[str]]]]:
-    for i, rule in enumerate(as_list(policy.spec.get("rules"))):
-        for j, source in enumerate(as_list(as_map(rule).get("from"))):
-            fields = as_map(as_map(source).get("source"))
-            yield (
-                i,
-                j,
-                {
-                    k: [str(v) for v in as_list(fields.get(k))]
-                    for k in ("namespaces", "notNamespaces")
-                },
-            )
+def report_missing(
+    ctx: Context, code: str, fields: tuple[str, ...], exists: Callable[[str, list[str]], bool]
+) -> None:
+    """Report every namespace named in ``fields`` of a ``from.source`` that ``exists`` does
+    not find among the input's Namespaces."""
+    known = [r.name for r in ctx.for_each("Namespace")]
+    for policy in ctx.for_each(AP):
+        for i, rule in enumerate(as_list(policy.spec.get("rules"))):
+            for j, source in enumerate(as_list(as_map(rule).get("from"))):
+                named = as_map(as_map(source).get("source"))
+                for field in fields:
+                    for pattern in map(str, as_list(named.get(field))):
+                        if not exists(pattern, known):
+                            ctx.report(
+                                code,
+                                policy,
+                                namespace=pattern,
+                                where=f"rules[{i}].from[{j}].source.{field}",
+                                note=none_in_input(known, "Namespaces"),
+                                unconfirmed=not known,
+                            )
 
 
 def istioctl_namespace_match(namespace: str, pattern: str) -> bool:
@@ -57,20 +66,12 @@ class SourceNamespaceNotFound(Check):
     )
 
     def analyze(self, ctx: Context) -> None:
-        known = [r.name for r in ctx.for_each("Namespace")]
-        for policy in ctx.for_each(AP):
-            for i, j, fields in _sources(policy):
-                for field, values in fields.items():
-                    for pattern in values:
-                        if not any(istioctl_namespace_match(ns, pattern) for ns in known):
-                            ctx.report(
-                                "MW0213",
-                                policy,
-                                namespace=pattern,
-                                where=f"rules[{i}].from[{j}].source.{field}",
-                                note=none_in_input(known, "Namespaces"),
-                                unconfirmed=not known,
-                            )
+        report_missing(
+            ctx,
+            "MW0213",
+            ("namespaces", "notNamespaces"),
+            lambda pattern, known: any(istioctl_namespace_match(ns, pattern) for ns in known),
+        )
 
 
 class SourceNamespaceNotFoundKiali(Check):
@@ -83,16 +84,4 @@ class SourceNamespaceNotFoundKiali(Check):
     )
 
     def analyze(self, ctx: Context) -> None:
-        known = [r.name for r in ctx.for_each("Namespace")]
-        for policy in ctx.for_each(AP):
-            for i, j, fields in _sources(policy):
-                for pattern in fields["namespaces"]:
-                    if pattern not in known:
-                        ctx.report(
-                            "MW0214",
-                            policy,
-                            namespace=pattern,
-                            where=f"rules[{i}].from[{j}].source.namespaces",
-                            note=none_in_input(known, "Namespaces"),
-                            unconfirmed=not known,
-                        )
+        report_missing(ctx, "MW0214", ("namespaces",), lambda pattern, known: pattern in known)
