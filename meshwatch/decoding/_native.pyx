@@ -589,6 +589,60 @@ _UNKNOWN = None
 _FROM_DOWNSTREAM = -1
 
 
+# The decoder's cache of resolved ends is a dict keyed on (cluster, TLS, filter state, tags):
+# each lookup builds and hashes that tuple and compares it item by item. Repeated values come
+# out of the interning table as the very same objects, so most entries can be matched on the
+# objects' addresses instead: ``EndsCache`` is a small direct-mapped table in front of the
+# dict. A slot keeps its key tuple (so the addresses it compares stay those of live objects)
+# and the ends the dict gave for it. A value that was not interned just misses here and takes
+# the dict path; the answer is the dict's either way.
+cdef enum:
+    FRONT_SLOTS = 512
+
+
+cdef class EndsCache:
+    """Resolved ends by the identity of an entry's key objects (one per stream decoder)."""
+
+    cdef list keys, values
+
+    def __cinit__(self):
+        self.keys = [None] * FRONT_SLOTS
+        self.values = [None] * FRONT_SLOTS
+
+
+cdef inline size_t _mix(size_t h, object o):
+    return (h ^ <size_t><PyObject*>o) * <size_t>0x9E3779B97F4A7C15ULL
+
+
+cdef inline Py_ssize_t _front_slot(object cluster, object tls, list fs, list tags):
+    cdef size_t h = _mix(_mix(0, cluster), tls)
+    cdef object item
+    if fs is not None:
+        for item in fs:
+            h = _mix(h, item)
+    if tags is not None:
+        h = _mix(h, None)
+        for item in tags:
+            h = _mix(h, item)
+    return <Py_ssize_t>((h >> 40) & (FRONT_SLOTS - 1))
+
+
+cdef inline bint _same_items(object held, list parsed):
+    """``held`` (a key's tuple, or None) holds exactly the objects of ``parsed``."""
+    cdef Py_ssize_t i, n
+    if parsed is None:
+        return held is None
+    if held is None:
+        return False
+    n = len(parsed)
+    if len(<tuple>held) != n:
+        return False
+    for i in range(n):
+        if (<tuple>held)[i] is not parsed[i]:
+            return False
+    return True
+
+
 def decode(Message m, decoder, result, double received):
     """The calls of one message, exactly as ``StreamDecoder``'s upb loops make them: the
     same caches, the same slow paths (they are the decoder's own methods), the same counts.
@@ -613,20 +667,40 @@ def decode(Message m, decoder, result, double received):
     cdef int http = m.kind == 1
     cdef str first_error = result.first_error
     cdef object ends, key, destination, status, flags, port, authority, path, method
+    cdef list fs, tags
+    cdef Py_ssize_t slot
+    cdef EndsCache front = decoder._front
+    cdef list front_keys = front.keys
+    cdef list front_values = front.values
     for e in m.entries:
         try:
             if not http and e.intermediate:
                 intermediate += 1
                 continue
-            key = (
-                e.cluster,
-                e.tls,
-                tuple(e.fs) if e.fs else None,
-                tuple(e.tags) if e.tags else None,
-            )
-            ends = cache.get(key)
-            if ends is None:
-                ends = resolve(key, reporter)
+            fs = e.fs if e.fs else None
+            tags = e.tags if e.tags else None
+            slot = _front_slot(e.cluster, e.tls, fs, tags)
+            key = front_keys[slot]
+            if (
+                key is not None
+                and (<tuple>key)[0] is e.cluster
+                and (<tuple>key)[1] is e.tls
+                and _same_items((<tuple>key)[2], fs)
+                and _same_items((<tuple>key)[3], tags)
+            ):
+                ends = front_values[slot]
+            else:
+                key = (
+                    e.cluster,
+                    e.tls,
+                    tuple(fs) if fs is not None else None,
+                    tuple(tags) if tags is not None else None,
+                )
+                ends = cache.get(key)
+                if ends is None:
+                    ends = resolve(key, reporter)
+                front_keys[slot] = key
+                front_values[slot] = ends
             if ends is _DUPLICATE:
                 duplicates += 1
                 continue

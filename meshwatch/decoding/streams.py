@@ -181,6 +181,8 @@ class StreamDecoder:
         self._resolver = resolver
         self._limits = limits
         self._ends: dict[tuple[Any, ...], Ends] = {}
+        # The native loop's identity-keyed table in front of ``_ends`` (see ``EndsCache``).
+        self._front = native.EndsCache() if native is not None else None
         self._generation = resolver.generation
         self._statuses: dict[bytes, int] = {b"": 0}
         self._flags: dict[bytes, str] = {b"": ""}
@@ -193,6 +195,7 @@ class StreamDecoder:
         if self._generation != self._resolver.generation:
             self._generation = self._resolver.generation
             self._ends.clear()
+            self._front = native.EndsCache() if native is not None else None
         if is_native(message):
             result = DecodeResult(kind=KINDS[message.kind], entries=message.count)
             if message.kind:

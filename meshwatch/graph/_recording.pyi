@@ -12,5 +12,9 @@ def bind(
     bump: Any,
     samples: int,
     min_value: float,
+    call_fields: int,
 ) -> None: ...
+
+class EdgeCache: ...
+
 def record_all(graph: Any, calls: Any) -> list[Any]: ...

@@ -95,6 +95,13 @@ class MeshGraph:
         self._template_cache: dict[str, str] = {}
         self._template_chars = 0
         self._native = _recording if limits.native else None
+        self._forget_edges()
+
+    def _forget_edges(self) -> None:
+        """Drop the native recorder's identity table of edges (``_recording.EdgeCache``).
+        Called whenever an edge leaves ``edges`` or changes key: the table must never hand
+        out an edge the dict no longer maps to its calls."""
+        self._front: object = self._native.EdgeCache() if self._native is not None else None
 
     def record(self, call: Call) -> Edge:
         """Count one call on its edge (creating nodes and the edge on first sight)."""
@@ -202,6 +209,7 @@ class MeshGraph:
         Used when an actor first known by its certificate alone turns out to be a known app.
         """
         moved = 0
+        self._forget_edges()
         for key in [k for k in self.edges if old_id in (k.source, k.destination)]:
             edge = self.edges.pop(key)
             new_key = EdgeKey(
@@ -227,6 +235,8 @@ class MeshGraph:
         stale = [k for k, e in self.edges.items() if e.last_seen < horizon]
         for k in stale:
             del self.edges[k]
+        if stale:
+            self._forget_edges()
         live = {k[0] for k in self.edges} | {k[1] for k in self.edges}
         orphans = [n for n in self.nodes if n not in live]
         for n in orphans:
@@ -256,7 +266,16 @@ def _native_recorder() -> ModuleType | None:
     except ImportError:  # not built here: the Python recorder serves
         return None
     native.bind(
-        Edge, SlidingWindow, Slice, QuantileSketch, Workload, _HTTP, bump, SAMPLES, MIN_VALUE
+        Edge,
+        SlidingWindow,
+        Slice,
+        QuantileSketch,
+        Workload,
+        _HTTP,
+        bump,
+        SAMPLES,
+        MIN_VALUE,
+        len(Call._fields),
     )
     return native
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import gc
 import logging
 import signal
 from collections.abc import Callable, Mapping
@@ -36,6 +38,20 @@ from meshwatch.runtime.pipeline import Pipeline
 from meshwatch.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+@functools.cache
+def freeze_startup_heap() -> None:
+    """Move everything alive at start-up (modules, scikit-learn, the model) out of the cyclic
+    collector's sight, once per process.
+
+    Why: ingest allocates steadily, so the collector's full passes keep coming, and each one
+    walked the ~400k objects of the imports for about 120 ms: a pause in ingest, and about 4 %
+    of its rate at 700k entries/s. Frozen objects are still freed by reference counting; only
+    cycles among them are never collected, which start-up state does not make.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 @dataclass
@@ -186,6 +202,7 @@ async def run_service(service: Service, on_ready: Callable[[Service], None] | No
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, service.stop.set)
+        freeze_startup_heap()
         service.ready.set()
         log.info(
             "meshwatch serving: ALS gRPC on %s:%d, HTTP on %s:%d",

@@ -408,3 +408,22 @@ def test_native_calls_hold_no_extra_references() -> None:
             decoder.decode(IDENTITY, native.parse(raw), RECEIVED)
     gc.collect()
     assert (sys.getrefcount(source), sys.getrefcount(destination)) == before
+
+
+def test_ends_cached_by_identity_give_way_when_a_caller_is_learned() -> None:
+    """A caller first known by its certificate alone becomes its app once its own sidecar
+    streams; both decoders must drop what they cached for it (the native one keeps a table
+    keyed on object identity in front of the dict)."""
+    assert native is not None
+    m = als_pb2.StreamAccessLogsMessage()
+    _http(m, "inbound|9080||", san="spiffe://cluster.local/ns/shop/sa/svc5")
+    raw = m.SerializeToString()
+    seen = {}
+    for name, parse in (("upb", lite.parse), ("native", native.parse)):
+        decoder = Decoder(IdentityResolver("cluster.local", "cluster.local"), SHORT_FIELDS)
+        before = decoder.decode(IDENTITY, parse(raw), RECEIVED).calls[0].source
+        caller = read_identifier(lite.parse(first_message(5)).identifier)
+        decoder.decode(caller, parse(first_message(5)), RECEIVED)  # the caller's sidecar speaks
+        after = decoder.decode(IDENTITY, parse(raw), RECEIVED).calls[0].source
+        seen[name] = (before.id, after.id)
+    assert seen["native"] == seen["upb"] == ("shop/sa:svc5", "shop/svc5")

@@ -124,3 +124,35 @@ def test_sketch_collapse_happens_alike() -> None:
     assert state(native_graph) == state(python_graph)
     (e,) = native_graph.edges.values()
     assert e.window.current is not None and len(e.window.current.latency.buckets) == 8
+
+
+def test_edges_found_by_identity_follow_expiry_and_merges() -> None:
+    """The native recorder finds most edges by the identity of a call's ends; once an edge
+    expires or is merged away, later calls of the same objects must land where the Python
+    recorder puts them, never on the edge that left the graph."""
+    old = make_call(1_796_000_000.0, WORKLOADS[0], WORKLOADS[1])
+    stray = dataclasses.replace(WORKLOADS[2], id="unknown/cert-only")
+    graphs = [MeshGraph(GraphLimits(native=False)), MeshGraph(GraphLimits())]
+    for g in graphs:
+        g.record_all([old, make_call(1_796_000_000.0, stray, WORKLOADS[1])])
+        g.expire(1_796_000_000.0 + g.limits.edge_ttl + 1)  # both edges age out
+        assert not g.edges
+        later = 1_796_010_000.0
+        g.record_all([make_call(later, WORKLOADS[0], WORKLOADS[1]) for _ in range(3)])
+        g.record_all([make_call(later, stray, WORKLOADS[1]) for _ in range(2)])
+        assert g.merge_node(stray.id, WORKLOADS[2]) == 1
+        g.record_all([make_call(later + 1, stray, WORKLOADS[1]) for _ in range(4)])
+    python, native = (state(g) for g in graphs)
+    assert native == python
+    totals = {k: e.total_requests for k, e in graphs[1].edges.items()}
+    assert totals[(WORKLOADS[0].id, WORKLOADS[1].id, 9080)] == 3
+    assert totals[(WORKLOADS[2].id, WORKLOADS[1].id, 9080)] == 2  # merged in
+    assert totals[(stray.id, WORKLOADS[1].id, 9080)] == 4  # a new edge after the merge
+
+
+def test_native_recorder_refuses_what_is_not_a_call() -> None:
+    graph = MeshGraph(GraphLimits())
+    call = make_call(1_796_000_000.0, WORKLOADS[0], WORKLOADS[1])
+    for bad in (tuple(call)[:5], (*call, "extra"), "not a call"):
+        with pytest.raises(TypeError, match="not a Call"):
+            graph.record_all([bad])
