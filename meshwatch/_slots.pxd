@@ -37,7 +37,7 @@ cdef inline object slot_get(object o, Py_ssize_t offset):
     return <object>value
 
 
-cdef inline void slot_put(object o, Py_ssize_t offset, object value):
+cdef inline void slot_put(object o, Py_ssize_t offset, object value) noexcept:
     cdef PyObject** slot = <PyObject**>((<char*><PyObject*>o) + offset)
     cdef PyObject* old = slot[0]
     Py_INCREF(value)

@@ -28,10 +28,11 @@ into INVALID_ARGUMENT.
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.object cimport PyObject, PyTypeObject
-from cpython.ref cimport Py_DECREF, Py_INCREF
+from cpython.mem cimport PyMem_Free, PyMem_Realloc
+from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
 from cpython.tuple cimport PyTuple_SET_ITEM
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcmp, memcpy, memset
 
 from meshwatch._slots cimport slot_get, slot_offset
 
@@ -40,6 +41,7 @@ from meshwatch.errors import DecodeError
 cdef enum:
     MAX_DEPTH = 100  # upb's default depth limit: sub-messages and groups together
 cdef bytes EMPTY = b""
+cdef str EMPTY_TEXT = ""
 
 cdef struct _Reader:
     const unsigned char* p
@@ -176,6 +178,19 @@ cdef int _skip(_Reader* r, uint32_t field, int wire, int depth) except -1:
     return 0
 
 
+
+cdef inline int _pass(_Reader* r, uint32_t field, int wire, int depth) except -1:
+    """``_skip``, with the common wire types inline (most fields of an entry are skipped)."""
+    cdef uint64_t ignored
+    cdef _Reader sub
+    if wire == 2:
+        _length(r, &sub)
+    elif wire == 0:
+        _varint(r, &ignored)
+    else:
+        _skip(r, field, wire, depth)
+    return 0
+
 # Interning. The values that decide who called whom (cluster, TLS properties, filter state)
 # and most others (authority, status, flags, addresses) repeat across entries and messages.
 # Recent values are kept in a small direct-mapped table keyed by a hash of their raw bytes,
@@ -260,13 +275,62 @@ cdef inline str _text_once(_Reader* sub):
     return _decode_text(sub, n)
 
 
-@cython.no_gc
-cdef class Entry:
-    """The fields of one access-log entry that meshwatch reads (HTTP or TCP).
+# Entries are parsed into a C array of ``EntryData`` owned by their ``Message``, not into one
+# Python object each: an object per entry (allocate, set ten fields, free) cost about a tenth
+# of the parse. The object fields hold strong references (NULL = the field's empty value),
+# released when the message is freed or its entries are dropped.
+cdef struct EntryData:
+    PyObject* cluster  # str
+    PyObject* authority  # str
+    PyObject* path  # str
+    PyObject* tls  # bytes, and the four below
+    PyObject* dla
+    PyObject* ura
+    PyObject* flags
+    PyObject* code
+    PyObject* fs  # list of bytes
+    PyObject* tags  # list of bytes
+    int64_t start_s, ttl_s, dur_s
+    int32_t start_n, ttl_n, dur_n, method
+    bint intermediate
+    uint64_t req_bytes, resp_bytes
 
-    Not tracked by the cyclic garbage collector (it only holds strings, bytes and lists of
-    bytes, so it can be in no cycle): a hundred of these per message would otherwise trigger
-    collections that walk the whole graph."""
+
+cdef inline void _hold(PyObject** field, object value) noexcept:
+    """Store a new reference to ``value`` in ``field``, releasing what it held."""
+    cdef PyObject* old = field[0]
+    Py_INCREF(value)
+    field[0] = <PyObject*>value
+    Py_XDECREF(old)
+
+
+cdef inline void _release(EntryData* e) noexcept:
+    Py_XDECREF(e.cluster)
+    Py_XDECREF(e.authority)
+    Py_XDECREF(e.path)
+    Py_XDECREF(e.tls)
+    Py_XDECREF(e.dla)
+    Py_XDECREF(e.ura)
+    Py_XDECREF(e.flags)
+    Py_XDECREF(e.code)
+    Py_XDECREF(e.fs)
+    Py_XDECREF(e.tags)
+
+
+cdef inline object _or(PyObject* held, object empty):
+    return <object>held if held is not NULL else empty
+
+
+cdef inline object _items(PyObject* held):
+    """A repeated field's values, or None when it had none."""
+    if held is NULL or len(<list>held) == 0:
+        return None
+    return <list>held
+
+
+cdef class Entry:
+    """A copy of one parsed entry's fields as Python values (for inspection and tests; the
+    decode loop reads the ``EntryData`` in place)."""
 
     cdef public str cluster, authority, path
     cdef public bytes tls, dla, ura, flags, code
@@ -276,35 +340,78 @@ cdef class Entry:
     cdef public bint intermediate
     cdef public uint64_t req_bytes, resp_bytes
 
-    def __cinit__(self):
-        self.cluster = ""
-        self.authority = ""
-        self.path = ""
-        self.tls = EMPTY
-        self.dla = EMPTY
-        self.ura = EMPTY
-        self.flags = EMPTY
-        self.code = EMPTY
-        self.fs = None
-        self.tags = None
+
+cdef Entry _copy(EntryData* e):
+    cdef Entry out = Entry.__new__(Entry)
+    out.cluster = _or(e.cluster, "")
+    out.authority = _or(e.authority, "")
+    out.path = _or(e.path, "")
+    out.tls = _or(e.tls, EMPTY)
+    out.dla = _or(e.dla, EMPTY)
+    out.ura = _or(e.ura, EMPTY)
+    out.flags = _or(e.flags, EMPTY)
+    out.code = _or(e.code, EMPTY)
+    out.fs = list(<list>e.fs) if e.fs is not NULL else None
+    out.tags = list(<list>e.tags) if e.tags is not NULL else None
+    out.start_s, out.ttl_s, out.dur_s = e.start_s, e.ttl_s, e.dur_s
+    out.start_n, out.ttl_n, out.dur_n, out.method = e.start_n, e.ttl_n, e.dur_n, e.method
+    out.intermediate = e.intermediate
+    out.req_bytes, out.resp_bytes = e.req_bytes, e.resp_bytes
+    return out
 
 
 @cython.no_gc
 cdef class Message:
-    """One validated ``StreamAccessLogsMessage``: its identifier and its entries."""
+    """One validated ``StreamAccessLogsMessage``: its identifier and its entries.
+
+    Not tracked by the cyclic garbage collector: it holds only bytes, strings and lists of
+    bytes, so it can be in no cycle."""
 
     cdef public bytes identifier
     cdef public int kind
-    cdef public list entries
+    cdef EntryData* items
+    cdef Py_ssize_t n, cap
 
     def __cinit__(self):
         self.identifier = EMPTY
         self.kind = 0
-        self.entries = []
+        self.items = NULL
+        self.n = 0
+        self.cap = 0
+
+    def __dealloc__(self):
+        self._drop()
+        PyMem_Free(self.items)
+
+    cdef void _drop(self) noexcept:
+        """Forget every entry (the ``log_entries`` oneof switched kinds)."""
+        cdef Py_ssize_t i
+        for i in range(self.n):
+            _release(&self.items[i])
+        self.n = 0
+
+    cdef EntryData* _add(self) except NULL:
+        """A zeroed entry at the end. The pointer is good until the next ``_add``."""
+        cdef Py_ssize_t cap
+        cdef EntryData* grown
+        if self.n == self.cap:
+            cap = self.cap * 2 if self.cap else 16
+            grown = <EntryData*>PyMem_Realloc(self.items, cap * sizeof(EntryData))
+            if grown is NULL:
+                raise MemoryError()
+            self.items = grown
+            self.cap = cap
+        memset(&self.items[self.n], 0, sizeof(EntryData))
+        self.n += 1
+        return &self.items[self.n - 1]
 
     @property
     def count(self):
-        return len(self.entries)
+        return self.n
+
+    @property
+    def entries(self):
+        return [_copy(&self.items[i]) for i in range(self.n)]
 
 
 cdef int _time(_Reader* r, int64_t* seconds, int32_t* nanos, int depth) except -1:
@@ -320,11 +427,11 @@ cdef int _time(_Reader* r, int64_t* seconds, int32_t* nanos, int depth) except -
             _varint(r, &v)
             nanos[0] = <int32_t><uint32_t>v
         else:
-            _skip(r, field, wire, depth)
+            _pass(r, field, wire, depth)
     return 0
 
 
-cdef int _common(_Reader* r, Entry e, int depth) except -1:
+cdef int _common(_Reader* r, EntryData* e, int depth) except -1:
     cdef uint32_t field
     cdef int wire
     cdef uint64_t v
@@ -334,10 +441,10 @@ cdef int _common(_Reader* r, Entry e, int depth) except -1:
         if wire == 2:
             if field == 15:
                 _length(r, &sub)
-                e.cluster = _text(&sub)
+                _hold(&e.cluster, _text(&sub))
             elif field == 4:
                 _length(r, &sub)
-                e.tls = _bytes(&sub)
+                _hold(&e.tls, _bytes(&sub))
             elif field == 5:
                 _length(r, &sub)
                 _check_depth(depth + 1)
@@ -352,30 +459,30 @@ cdef int _common(_Reader* r, Entry e, int depth) except -1:
                 _time(&sub, &e.dur_s, &e.dur_n, depth + 1)
             elif field == 21:
                 _length(r, &sub)
-                if e.fs is None:
-                    e.fs = []
-                e.fs.append(_bytes(&sub))
+                if e.fs is NULL:
+                    _hold(&e.fs, [])
+                (<list>e.fs).append(_bytes(&sub))
             elif field == 22:
                 _length(r, &sub)
-                if e.tags is None:
-                    e.tags = []
-                e.tags.append(_bytes(&sub))
+                if e.tags is NULL:
+                    _hold(&e.tags, [])
+                (<list>e.tags).append(_bytes(&sub))
             elif field == 16:
                 _length(r, &sub)
-                e.flags = _bytes(&sub)
+                _hold(&e.flags, _bytes(&sub))
             elif field == 3:
                 _length(r, &sub)
-                e.dla = _bytes(&sub)
+                _hold(&e.dla, _bytes(&sub))
             elif field == 13:
                 _length(r, &sub)
-                e.ura = _bytes(&sub)
+                _hold(&e.ura, _bytes(&sub))
             else:
-                _skip(r, field, wire, depth)
+                _pass(r, field, wire, depth)
         elif field == 27 and wire == 0:
             _varint(r, &v)
             e.intermediate = v != 0
         else:
-            _skip(r, field, wire, depth)
+            _pass(r, field, wire, depth)
     return 0
 
 
@@ -385,7 +492,7 @@ cdef inline int _check_depth(int depth) except -1:
     return 0
 
 
-cdef int _request(_Reader* r, Entry e, int depth) except -1:
+cdef int _request(_Reader* r, EntryData* e, int depth) except -1:
     cdef uint32_t field
     cdef int wire
     cdef uint64_t v
@@ -397,21 +504,21 @@ cdef int _request(_Reader* r, Entry e, int depth) except -1:
             e.method = <int32_t><uint32_t>v
         elif field == 5 and wire == 2:
             _length(r, &sub)
-            e.path = _text_once(&sub)
+            _hold(&e.path, _text_once(&sub))
         elif field == 3 and wire == 2:
             _length(r, &sub)
-            e.authority = _text(&sub)
+            _hold(&e.authority, _text(&sub))
         elif field == 12 and wire == 0:
             _varint(r, &v)
             e.req_bytes = v
         elif field == 4 and wire == 2:
             _length(r, &sub)  # port: a bytes field of the view, never read
         else:
-            _skip(r, field, wire, depth)
+            _pass(r, field, wire, depth)
     return 0
 
 
-cdef int _response(_Reader* r, Entry e, int depth) except -1:
+cdef int _response(_Reader* r, EntryData* e, int depth) except -1:
     cdef uint32_t field
     cdef int wire
     cdef uint64_t v
@@ -420,16 +527,16 @@ cdef int _response(_Reader* r, Entry e, int depth) except -1:
         _tag(r, &field, &wire)
         if field == 1 and wire == 2:
             _length(r, &sub)
-            e.code = _bytes(&sub)
+            _hold(&e.code, _bytes(&sub))
         elif field == 3 and wire == 0:
             _varint(r, &v)
             e.resp_bytes = v
         else:
-            _skip(r, field, wire, depth)
+            _pass(r, field, wire, depth)
     return 0
 
 
-cdef int _connection(_Reader* r, Entry e, int depth) except -1:
+cdef int _connection(_Reader* r, EntryData* e, int depth) except -1:
     cdef uint32_t field
     cdef int wire
     cdef uint64_t v
@@ -442,12 +549,11 @@ cdef int _connection(_Reader* r, Entry e, int depth) except -1:
             _varint(r, &v)
             e.resp_bytes = v  # sent_bytes
         else:
-            _skip(r, field, wire, depth)
+            _pass(r, field, wire, depth)
     return 0
 
 
-cdef Entry _entry(_Reader* r, int kind, int depth):
-    cdef Entry e = Entry.__new__(Entry)
+cdef int _entry(_Reader* r, int kind, EntryData* e, int depth) except -1:
     cdef uint32_t field
     cdef int wire
     cdef _Reader sub
@@ -471,11 +577,11 @@ cdef Entry _entry(_Reader* r, int kind, int depth):
             _check_depth(depth + 1)
             _connection(&sub, e, depth + 1)
         else:
-            _skip(r, field, wire, depth)
-    return e
+            _pass(r, field, wire, depth)
+    return 0
 
 
-cdef int _entries(_Reader* r, int kind, list out, int depth) except -1:
+cdef int _entries(_Reader* r, Message m, int depth) except -1:
     cdef uint32_t field
     cdef int wire
     cdef _Reader sub
@@ -484,9 +590,9 @@ cdef int _entries(_Reader* r, int kind, list out, int depth) except -1:
         _tag(r, &field, &wire)
         if field == 1 and wire == 2:
             _length(r, &sub)
-            out.append(_entry(&sub, kind, depth + 1))
+            _entry(&sub, m.kind, m._add(), depth + 1)
         else:
-            _skip(r, field, wire, depth)
+            _pass(r, field, wire, depth)
     return 0
 
 
@@ -508,8 +614,8 @@ def parse(bytes raw not None):
             _length(&r, &sub)
             if m.kind != <int>(field - 1):
                 m.kind = field - 1  # the oneof switches: what the other case held is gone
-                m.entries = []
-            _entries(&sub, m.kind, m.entries, 1)
+                m._drop()
+            _entries(&sub, m, 1)
         else:
             _skip(&r, field, wire, 0)
     return m
@@ -662,7 +768,9 @@ def decode(Message m, decoder, result, double received):
     cdef double latest = received + <double>limits.max_future
     cdef Py_ssize_t max_field = limits.max_field
     cdef long duplicates = 0, truncated = 0, retimed = 0, malformed = 0, intermediate = 0
-    cdef Entry e
+    cdef EntryData* e
+    cdef Py_ssize_t i
+    cdef object cluster, tls, code, raw_flags
     cdef double t, latency
     cdef int http = m.kind == 1
     cdef str first_error = result.first_error
@@ -672,27 +780,30 @@ def decode(Message m, decoder, result, double received):
     cdef EndsCache front = decoder._front
     cdef list front_keys = front.keys
     cdef list front_values = front.values
-    for e in m.entries:
+    for i in range(m.n):
+        e = &m.items[i]
         try:
             if not http and e.intermediate:
                 intermediate += 1
                 continue
-            fs = e.fs if e.fs else None
-            tags = e.tags if e.tags else None
-            slot = _front_slot(e.cluster, e.tls, fs, tags)
+            cluster = _or(e.cluster, EMPTY_TEXT)
+            tls = _or(e.tls, EMPTY)
+            fs = _items(e.fs)
+            tags = _items(e.tags)
+            slot = _front_slot(cluster, tls, fs, tags)
             key = front_keys[slot]
             if (
                 key is not None
-                and (<tuple>key)[0] is e.cluster
-                and (<tuple>key)[1] is e.tls
+                and (<tuple>key)[0] is cluster
+                and (<tuple>key)[1] is tls
                 and _same_items((<tuple>key)[2], fs)
                 and _same_items((<tuple>key)[3], tags)
             ):
                 ends = front_values[slot]
             else:
                 key = (
-                    e.cluster,
-                    e.tls,
+                    cluster,
+                    tls,
                     tuple(fs) if fs is not None else None,
                     tuple(tags) if tags is not None else None,
                 )
@@ -707,11 +818,11 @@ def decode(Message m, decoder, result, double received):
             if type(ends) is not _EndsType:
                 raise TypeError("unexpected ends type")
             if http:
-                authority = e.authority
+                authority = _or(e.authority, EMPTY_TEXT)
                 if len(<str>authority) > max_field:
                     authority = (<str>authority)[:max_field]
                     truncated += 1
-                path = e.path
+                path = _or(e.path, EMPTY_TEXT)
                 if len(<str>path) > max_field:
                     path = (<str>path)[:max_field]
                     truncated += 1
@@ -725,14 +836,16 @@ def decode(Message m, decoder, result, double received):
                     truncated += cut
             port = slot_get(ends, END_PORT)
             if port < 0:
-                port = port_at(e.dla if port == _FROM_DOWNSTREAM else e.ura)
+                port = port_at(_or(e.dla, EMPTY) if port == _FROM_DOWNSTREAM else _or(e.ura, EMPTY))
             if http:
-                status = statuses.get(e.code)
+                code = _or(e.code, EMPTY)
+                status = statuses.get(code)
                 if status is None:
-                    status = status_of(e.code)
-            flags = flag_codes.get(e.flags)
+                    status = status_of(code)
+            raw_flags = _or(e.flags, EMPTY)
+            flags = flag_codes.get(raw_flags)
             if flags is None:
-                flags = flags_of(e.flags)
+                flags = flags_of(raw_flags)
             if http:
                 latency = <double>e.ttl_s * 1e3 + <double>e.ttl_n * 1e-6
             else:

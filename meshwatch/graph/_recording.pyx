@@ -166,13 +166,17 @@ def record_all(graph, calls):
 cdef int _record(object edge, tuple call, dict templates, object template_for) except -1:
     cdef double t = call[0]
     cdef double ms
-    cdef object window, part, latency, status, buckets, bucket, template, method, paths, methods
-    cdef object total, samples, raw
+    cdef object window, part, latency, buckets, bucket, template, method, paths, methods
+    cdef object samples, raw
+    cdef Py_ssize_t total  # an edge's call count: far below 2**63
+    cdef long code
     if t > <double>_get(edge, E_LAST):
         _put(edge, E_LAST, call[0])
     total = _get(edge, E_TOTAL)
     samples = _get(edge, E_SAMPLES)
-    samples[total % _SAMPLES] = call
+    if type(samples) is not list or len(<list>samples) != _SAMPLES:
+        raise TypeError("unexpected samples")
+    (<list>samples)[total % _SAMPLES] = call
     _put(edge, E_TOTAL, total + 1)
     window = _get(edge, E_WINDOW)
     if type(window) is not WindowType:
@@ -183,10 +187,10 @@ cdef int _record(object edge, tuple call, dict templates, object template_for) e
     if type(part) is not SliceType:
         raise TypeError("unexpected slice type")
     _put(part, S_REQUESTS, _get(part, S_REQUESTS) + 1)
-    status = call[7]
-    if status >= 500:
+    code = call[7]
+    if code >= 500:
         _put(part, S_5XX, _get(part, S_5XX) + 1)
-    elif status >= 400:
+    elif code >= 400:
         _put(part, S_4XX, _get(part, S_4XX) + 1)
     _put(part, S_SENT, _get(part, S_SENT) + call[8])
     _put(part, S_RECEIVED, _get(part, S_RECEIVED) + call[9])

@@ -427,3 +427,29 @@ def test_ends_cached_by_identity_give_way_when_a_caller_is_learned() -> None:
         after = decoder.decode(IDENTITY, parse(raw), RECEIVED).calls[0].source
         seen[name] = (before.id, after.id)
     assert seen["native"] == seen["upb"] == ("shop/sa:svc5", "shop/svc5")
+
+
+def test_parsed_messages_release_what_they_hold() -> None:
+    """A parsed message holds references to the interned values of its entries, in C; once
+    it is dropped (or the oneof switches kind part-way) they must all be given back, or every
+    entry ingested would leak its strings."""
+    import sys
+
+    assert native is not None
+    m = als_pb2.StreamAccessLogsMessage()
+    peer = struct_pb2.Struct()
+    peer.update({"namespace": "shop", "workload": "cart-v1"})
+    e = _http(m, "inbound|7070||", san="spiffe://cluster.local/ns/shop/sa/held", authority="held:1")
+    e.common_properties.filter_state_objects["downstream_peer"].Pack(peer)
+    e.common_properties.custom_tags["tag"] = "value"
+    raw = m.SerializeToString()
+    tcp = b"\x1a\x02\x0a\x00"  # tcp_logs with one empty entry: the oneof switches
+    (first,) = native.parse(raw).entries
+    held = [first.cluster, first.tls, first.code, first.authority, *(first.fs or [])]
+    held += first.tags or []
+    before = [sys.getrefcount(v) for v in held]
+    kept = [native.parse(raw) for _ in range(50)] + [native.parse(raw + tcp + raw)]
+    assert all(sys.getrefcount(v) >= b + 50 for v, b in zip(held, before, strict=True))
+    assert kept[-1].count == 1 and kept[-1].kind == 1
+    del kept
+    assert [sys.getrefcount(v) for v in held] == before
