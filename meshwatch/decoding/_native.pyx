@@ -120,67 +120,30 @@ cdef inline int _length(_Reader* r, _Reader* sub) except -1:
     return 0
 
 
-cdef int _skip(_Reader* r, uint32_t field, int wire, int depth) except -1:
-    """Skip one unknown field whose tag was just read. Groups are skipped with a stack of
-    their field numbers (no recursion), within what is left of the depth budget."""
+cdef inline int _skip_value(_Reader* r, int wire) except -1:
+    """Skip one value of wire type 0, 1, 2 or 5 (1 when done); 0 for any other wire type."""
     cdef uint64_t ignored
     cdef _Reader sub
-    cdef uint32_t stack[MAX_DEPTH + 1]
-    cdef int top = 0
-    cdef uint32_t f
-    cdef int w
-    if wire == 0:
+    if wire == 2:
+        _length(r, &sub)
+    elif wire == 0:
         _varint(r, &ignored)
     elif wire == 1:
         if r.end - r.p < 8:
             raise DecodeError("malformed ALS message: truncated fixed64")
         r.p += 8
-    elif wire == 2:
-        _length(r, &sub)
     elif wire == 5:
         if r.end - r.p < 4:
             raise DecodeError("malformed ALS message: truncated fixed32")
         r.p += 4
-    elif wire == 3:
-        if depth + 1 > MAX_DEPTH:
-            raise DecodeError("malformed ALS message: nested too deep")
-        stack[0] = field
-        top = 1
-        while top > 0:
-            _tag(r, &f, &w)
-            if w == 4:
-                if f != stack[top - 1]:
-                    raise DecodeError("malformed ALS message: mismatched end group")
-                top -= 1
-            elif w == 3:
-                if depth + top + 1 > MAX_DEPTH:
-                    raise DecodeError("malformed ALS message: nested too deep")
-                stack[top] = f
-                top += 1
-            elif w == 0:
-                _varint(r, &ignored)
-            elif w == 1:
-                if r.end - r.p < 8:
-                    raise DecodeError("malformed ALS message: truncated fixed64")
-                r.p += 8
-            elif w == 2:
-                _length(r, &sub)
-            elif w == 5:
-                if r.end - r.p < 4:
-                    raise DecodeError("malformed ALS message: truncated fixed32")
-                r.p += 4
-            else:
-                raise DecodeError("malformed ALS message: invalid wire type")
-    elif wire == 4:
-        raise DecodeError("malformed ALS message: unexpected end group")
     else:
-        raise DecodeError("malformed ALS message: invalid wire type")
-    return 0
+        return 0
+    return 1
 
 
-
-cdef inline int _pass(_Reader* r, uint32_t field, int wire, int depth) except -1:
-    """``_skip``, with the common wire types inline (most fields of an entry are skipped)."""
+cdef inline int _skip(_Reader* r, uint32_t field, int wire, int depth) except -1:
+    """Skip one unknown field whose tag was just read. The two common wire types are handled
+    inline (most fields of an entry are skipped, nearly all varints or length-delimited)."""
     cdef uint64_t ignored
     cdef _Reader sub
     if wire == 2:
@@ -188,7 +151,44 @@ cdef inline int _pass(_Reader* r, uint32_t field, int wire, int depth) except -1
     elif wire == 0:
         _varint(r, &ignored)
     else:
-        _skip(r, field, wire, depth)
+        _skip_other(r, field, wire, depth)
+    return 0
+
+
+cdef int _skip_other(_Reader* r, uint32_t field, int wire, int depth) except -1:
+    if _skip_value(r, wire):
+        return 0
+    if wire == 3:
+        return _skip_group(r, field, depth)
+    if wire == 4:
+        raise DecodeError("malformed ALS message: unexpected end group")
+    raise DecodeError("malformed ALS message: invalid wire type")
+
+
+cdef int _skip_group(_Reader* r, uint32_t field, int depth) except -1:
+    """Skip a group whose start tag was just read: with a stack of the open groups' field
+    numbers (no recursion), within what is left of the depth budget."""
+    cdef uint32_t stack[MAX_DEPTH + 1]
+    cdef int top
+    cdef uint32_t f
+    cdef int w
+    if depth + 1 > MAX_DEPTH:
+        raise DecodeError("malformed ALS message: nested too deep")
+    stack[0] = field
+    top = 1
+    while top > 0:
+        _tag(r, &f, &w)
+        if w == 4:
+            if f != stack[top - 1]:
+                raise DecodeError("malformed ALS message: mismatched end group")
+            top -= 1
+        elif w == 3:
+            if depth + top + 1 > MAX_DEPTH:
+                raise DecodeError("malformed ALS message: nested too deep")
+            stack[top] = f
+            top += 1
+        elif not _skip_value(r, w):
+            raise DecodeError("malformed ALS message: invalid wire type")
     return 0
 
 # Interning. The values that decide who called whom (cluster, TLS properties, filter state)
@@ -343,9 +343,9 @@ cdef class Entry:
 
 cdef Entry _copy(EntryData* e):
     cdef Entry out = Entry.__new__(Entry)
-    out.cluster = _or(e.cluster, "")
-    out.authority = _or(e.authority, "")
-    out.path = _or(e.path, "")
+    out.cluster = _or(e.cluster, EMPTY_TEXT)
+    out.authority = _or(e.authority, EMPTY_TEXT)
+    out.path = _or(e.path, EMPTY_TEXT)
     out.tls = _or(e.tls, EMPTY)
     out.dla = _or(e.dla, EMPTY)
     out.ura = _or(e.ura, EMPTY)
@@ -427,7 +427,7 @@ cdef int _time(_Reader* r, int64_t* seconds, int32_t* nanos, int depth) except -
             _varint(r, &v)
             nanos[0] = <int32_t><uint32_t>v
         else:
-            _pass(r, field, wire, depth)
+            _skip(r, field, wire, depth)
     return 0
 
 
@@ -477,12 +477,12 @@ cdef int _common(_Reader* r, EntryData* e, int depth) except -1:
                 _length(r, &sub)
                 _hold(&e.ura, _bytes(&sub))
             else:
-                _pass(r, field, wire, depth)
+                _skip(r, field, wire, depth)
         elif field == 27 and wire == 0:
             _varint(r, &v)
             e.intermediate = v != 0
         else:
-            _pass(r, field, wire, depth)
+            _skip(r, field, wire, depth)
     return 0
 
 
@@ -514,7 +514,7 @@ cdef int _request(_Reader* r, EntryData* e, int depth) except -1:
         elif field == 4 and wire == 2:
             _length(r, &sub)  # port: a bytes field of the view, never read
         else:
-            _pass(r, field, wire, depth)
+            _skip(r, field, wire, depth)
     return 0
 
 
@@ -532,7 +532,7 @@ cdef int _response(_Reader* r, EntryData* e, int depth) except -1:
             _varint(r, &v)
             e.resp_bytes = v
         else:
-            _pass(r, field, wire, depth)
+            _skip(r, field, wire, depth)
     return 0
 
 
@@ -549,7 +549,7 @@ cdef int _connection(_Reader* r, EntryData* e, int depth) except -1:
             _varint(r, &v)
             e.resp_bytes = v  # sent_bytes
         else:
-            _pass(r, field, wire, depth)
+            _skip(r, field, wire, depth)
     return 0
 
 
@@ -577,7 +577,7 @@ cdef int _entry(_Reader* r, int kind, EntryData* e, int depth) except -1:
             _check_depth(depth + 1)
             _connection(&sub, e, depth + 1)
         else:
-            _pass(r, field, wire, depth)
+            _skip(r, field, wire, depth)
     return 0
 
 
@@ -592,7 +592,7 @@ cdef int _entries(_Reader* r, Message m, int depth) except -1:
             _length(r, &sub)
             _entry(&sub, m.kind, m._add(), depth + 1)
         else:
-            _pass(r, field, wire, depth)
+            _skip(r, field, wire, depth)
     return 0
 
 

@@ -181,8 +181,7 @@ class StreamDecoder:
         self._resolver = resolver
         self._limits = limits
         self._ends: dict[tuple[Any, ...], Ends] = {}
-        # The native loop's identity-keyed table in front of ``_ends`` (see ``EndsCache``).
-        self._front = native.EndsCache() if native is not None else None
+        self._forget_ends()
         self._generation = resolver.generation
         self._statuses: dict[bytes, int] = {b"": 0}
         self._flags: dict[bytes, str] = {b"": ""}
@@ -194,8 +193,7 @@ class StreamDecoder:
         reporter = self.reporter
         if self._generation != self._resolver.generation:
             self._generation = self._resolver.generation
-            self._ends.clear()
-            self._front = native.EndsCache() if native is not None else None
+            self._forget_ends()
         if is_native(message):
             result = DecodeResult(kind=KINDS[message.kind], entries=message.count)
             if message.kind:
@@ -224,6 +222,12 @@ class StreamDecoder:
                     result.malformed += 1
                     result.first_error = result.first_error or f"{type(exc).__name__}: {exc}"
         return result
+
+    def _forget_ends(self) -> None:
+        """Drop every resolved ends (an identity handed out earlier changed): the dict, and the
+        native loop's identity-keyed table in front of it (``EndsCache``)."""
+        self._ends.clear()
+        self._front = native.EndsCache() if native is not None else None
 
     # The two loops below are the ingest hot path, and share their first lines on purpose (a
     # helper call per entry would cost more than the whole cache lookup): every attribute read on a upb message costs
